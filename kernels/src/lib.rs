@@ -1,0 +1,49 @@
+//! Bit-exact integer kernels of the EdgeDecoding accelerator.
+//!
+//! Every function in this crate is the normative software twin of one hardware
+//! operator. The contract each one implements is written in `docs/SPEC.md`; the
+//! doc comment of every public kernel names its section there.
+//!
+//! * `#![no_std]`, no heap: all buffers belong to the caller.
+//! * No floating point at run time. The only floating point code is the offline
+//!   quantizer ([`quant`]) and the table builders ([`rope::build_rope_table`], the
+//!   table generators in `examples/`), which use `libm` so that every platform
+//!   produces the same bits.
+//! * Shapes and parameters are validated once per call ([`KernelError`]); the
+//!   inner loops cannot fail.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod argmax;
+pub mod attention;
+pub mod bfp;
+pub mod embedding;
+mod error;
+pub mod format;
+pub mod linear;
+pub mod lm_head;
+pub mod quant;
+pub mod residual;
+pub mod rmsnorm;
+pub mod rope;
+pub mod round;
+pub mod silu;
+pub mod tables;
+
+pub use error::KernelError;
+
+/// Fractional bits of every activation that is not in a 16-bit attention
+/// format: residual stream, RMSNorm outputs, linear inputs and outputs, SiLU and
+/// SwiGLU values, logits. A real value `v` is stored as the `i32` nearest
+/// `v * 2^ACT_FRAC` (SPEC §1.2).
+pub const ACT_FRAC: u32 = 12;
+
+/// Input channels per weight group and per block-floating-point block (SPEC §2, §3).
+pub const GROUP: usize = 8;
+
+/// Tokens processed per pass over a weight matrix by the accelerator (SPEC §4).
+pub const TOKENS_PER_PASS: usize = 8;

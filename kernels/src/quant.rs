@@ -1,0 +1,272 @@
+//! Weight quantization to the APoT format (SPEC §2.2–§2.4).
+//!
+//! The heart is [`search_group`], an integer-only exhaustive search over the 36
+//! distinct exponent pairs. It serves both the offline quantizer of float
+//! checkpoints ([`quantize_row_f32`], float used only to turn weights into
+//! integers, deterministically) and the lm_head derivation from the 10-bit
+//! embedding ([`crate::lm_head`], integer only).
+
+use crate::format::{ApotGroup, CODE_MAX, CODE_MIN, EXP_MAX};
+use crate::round::div_round;
+use crate::GROUP;
+
+/// Largest positive multiple of a unit a group can represent: `15 * (2^7 + 2^7)`.
+pub const GROUP_MAX_MAG: i64 = CODE_MAX as i64 * 256;
+
+/// Fractional bits of the fixed-point targets the float quantizer searches on.
+pub const QUANT_FRAC: u32 = 16;
+
+/// Best group for integer targets `t` (SPEC §2.3).
+///
+/// For every pair `0 <= s1 <= s2 <= 7` (36 distinct scales, each sum of two powers
+/// of two has exactly one such pair) the step is `d = (2^s1 + 2^s2) * unit`, codes
+/// are `clamp(floor(t_i / d + 1/2), -16, 15)` and the error is
+/// `sum (t_i - q_i * d)^2`, exact in `i128`. The pair with the least error wins;
+/// ties go to the smaller scale. A group whose targets are all zero gets
+/// `s1 = s2 = 0` and zero codes. Requires `unit >= 1` and `|t_i| < 2^40`.
+pub fn search_group(t: &[i64; GROUP], unit: i64) -> ApotGroup {
+    let mut best = ApotGroup::default();
+    let mut best_err = i128::MAX;
+    let mut best_scale = i64::MAX;
+    for s1 in 0..=EXP_MAX {
+        for s2 in s1..=EXP_MAX {
+            let scale = (1i64 << s1) + (1i64 << s2);
+            let d = scale * unit;
+            let mut codes = [0i8; GROUP];
+            let mut err: i128 = 0;
+            for (c, &ti) in codes.iter_mut().zip(t) {
+                let q = div_round(ti, d).clamp(CODE_MIN as i64, CODE_MAX as i64);
+                *c = q as i8;
+                let e = (ti - q * d) as i128;
+                err += e * e;
+            }
+            if err < best_err || (err == best_err && scale < best_scale) {
+                best_err = err;
+                best_scale = scale;
+                best = ApotGroup { codes, s1, s2 };
+            }
+        }
+    }
+    best
+}
+
+/// Exponent rule of SPEC §2.2 for an integer magnitude: smallest `e` with
+/// `3840 * 2^e >= m`, for `1 <= m < 2^40` (returns 0 for `m <= 0`).
+pub const fn row_exp_for_int(m: i64) -> i32 {
+    if m <= 0 {
+        return 0;
+    }
+    let mut e: i32 = -12; // 3840 * 2^-12 < 1 <= m
+    loop {
+        let fits = if e >= 0 {
+            GROUP_MAX_MAG << e >= m
+        } else {
+            GROUP_MAX_MAG >= m << (-e)
+        };
+        if fits {
+            return e;
+        }
+        e += 1;
+    }
+}
+
+/// Exponent rule of SPEC §2.2 for a real magnitude: smallest integer `e` with
+/// `3840 * 2^e >= m`. Exact (powers of two are exact in `f64`).
+pub fn row_exp_for_f64(m: f64) -> i32 {
+    if m.is_nan() || m <= 0.0 || !m.is_finite() {
+        return 0;
+    }
+    let mut e = 0i32;
+    // 3840 * 2^e computed exactly with libm::ldexp.
+    while libm::ldexp(GROUP_MAX_MAG as f64, e) < m {
+        e += 1;
+    }
+    while e > -1000 && libm::ldexp(GROUP_MAX_MAG as f64, e - 1) >= m {
+        e -= 1;
+    }
+    e
+}
+
+/// Range of row exponents the offline quantizer emits; rows whose exponent
+/// falls outside are clamped (tiny rows underflow to zero codes, which is what
+/// their weights round to anyway).
+pub const ROW_EXP_MIN: i32 = -100;
+/// See [`ROW_EXP_MIN`].
+pub const ROW_EXP_MAX: i32 = 100;
+
+/// Quantizes one row of float weights (SPEC §2.4). `w.len()` must equal
+/// `out.len() * 8`. Returns the row exponent.
+///
+/// 1. `e_row` = [`row_exp_for_f64`] of the largest `|w|` (0 for an all-zero row).
+/// 2. Targets `t_i = round_half_away(w_i * 2^(16 - e_row))` in `f64`, exact
+///    except for that one rounding, so the result does not depend on the platform.
+/// 3. Every group: [`search_group`] with `unit = 2^16`.
+///
+/// Non-finite weights are treated as zero (the converter rejects them earlier).
+pub fn quantize_row_f32(w: &[f32], out: &mut [ApotGroup]) -> i8 {
+    let m = w
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
+    let e = row_exp_for_f64(m).clamp(ROW_EXP_MIN, ROW_EXP_MAX);
+    for (g, grp) in out.iter_mut().enumerate() {
+        let mut t = [0i64; GROUP];
+        for (i, ti) in t.iter_mut().enumerate() {
+            let v = w.get(g * GROUP + i).copied().unwrap_or(0.0);
+            let v = if v.is_finite() { f64::from(v) } else { 0.0 };
+            let x = libm::round(libm::ldexp(v, QUANT_FRAC as i32 - e));
+            *ti = x.clamp(-((1u64 << 40) as f64), (1u64 << 40) as f64) as i64;
+        }
+        *grp = search_group(&t, 1 << QUANT_FRAC);
+    }
+    e as i8
+}
+
+/// Dequantized value of one weight, for tests and the float reference only.
+pub fn dequant(q: i8, s1: u8, s2: u8, e_row: i8) -> f64 {
+    f64::from(q) * ((1u32 << s1) + (1u32 << s2)) as f64 * libm::ldexp(1.0, i32::from(e_row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute force over every (s1, s2) ordered pair and every code vector lane
+    /// independently, in f64: the optimum error must match exactly.
+    fn oracle_best_err(t: &[i64; 8], unit: i64) -> i128 {
+        let mut best = i128::MAX;
+        for s1 in 0..8 {
+            for s2 in 0..8 {
+                let d = ((1i64 << s1) + (1i64 << s2)) * unit;
+                let mut err = 0i128;
+                for &ti in t {
+                    // best code by trying all 32
+                    let e = (-16..=15)
+                        .map(|q| ((ti - q * d) as i128).pow(2))
+                        .min()
+                        .unwrap();
+                    err += e;
+                }
+                best = best.min(err);
+            }
+        }
+        best
+    }
+
+    fn err_of(t: &[i64; 8], g: &ApotGroup, unit: i64) -> i128 {
+        let d = g.scale() as i64 * unit;
+        t.iter()
+            .zip(&g.codes)
+            .map(|(&ti, &q)| ((ti - q as i64 * d) as i128).pow(2))
+            .sum()
+    }
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 11
+        }
+    }
+
+    #[test]
+    fn search_is_optimal_on_random_and_edge_groups() {
+        let mut rng = Lcg(7);
+        let mut cases = 0;
+        for unit in [1i64, 4, 1 << 16] {
+            for k in 0..3000 {
+                let mag = [1i64, 20, 300, 3840, 4000][k % 5] * unit;
+                let mut t = [0i64; 8];
+                for v in t.iter_mut() {
+                    *v = (rng.next() % (2 * mag as u64 + 1)) as i64 - mag;
+                }
+                if k % 97 == 0 {
+                    t = [0; 8];
+                }
+                if k % 89 == 0 {
+                    t = [mag; 8];
+                }
+                if k % 83 == 0 {
+                    t = [-mag; 8];
+                }
+                let g = search_group(&t, unit);
+                assert!(g.s1 <= g.s2);
+                assert_eq!(
+                    err_of(&t, &g, unit),
+                    oracle_best_err(&t, unit),
+                    "t={t:?} unit={unit}"
+                );
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 9000);
+    }
+
+    #[test]
+    fn zero_group_and_ties() {
+        let g = search_group(&[0; 8], 1);
+        assert_eq!(
+            g,
+            ApotGroup {
+                codes: [0; 8],
+                s1: 0,
+                s2: 0
+            }
+        );
+        // t = 6 everywhere: exact with scale 2 (q=3), 3 is not a scale, 6 = 2+4 (q=1):
+        // both error 0 -> smaller scale (2) wins.
+        let g = search_group(&[6; 8], 1);
+        assert_eq!((g.s1, g.s2, g.codes[0]), (0, 0, 3));
+    }
+
+    #[test]
+    fn row_exponent_rule() {
+        assert_eq!(row_exp_for_f64(3840.0), 0);
+        assert_eq!(row_exp_for_f64(3840.5), 1);
+        assert_eq!(row_exp_for_f64(1920.0), -1);
+        assert_eq!(row_exp_for_f64(1919.0), -1);
+        assert_eq!(row_exp_for_f64(0.1), -15); // 3840 * 2^-15 = 0.117
+        assert_eq!(row_exp_for_f64(0.0), 0);
+        for k in -40..40 {
+            let m = 3840.0 * libm::ldexp(1.0, k);
+            assert_eq!(row_exp_for_f64(m), k);
+            assert_eq!(row_exp_for_f64(m * 1.0000001), k + 1);
+        }
+        for m in 1i64..100_000 {
+            let e = row_exp_for_int(m);
+            assert_eq!(e, row_exp_for_f64(m as f64), "m={m}");
+        }
+    }
+
+    /// Quantization error of random rows against f64: each group's squared error
+    /// is at most that of the smallest scale that does not clip the group, whose
+    /// per-weight error is at most half its step (SPEC §2.4).
+    #[test]
+    fn float_row_error_bound() {
+        let mut rng = Lcg(99);
+        for _ in 0..500 {
+            let w: [f32; 64] =
+                core::array::from_fn(|_| ((rng.next() % 20001) as f32 - 10000.0) * 1e-5);
+            let mut gs = [ApotGroup::default(); 8];
+            let e = quantize_row_f32(&w, &mut gs);
+            for (g, grp) in gs.iter().enumerate() {
+                let ws = &w[g * 8..g * 8 + 8];
+                let gmax = ws.iter().fold(0.0f64, |a, &v| a.max((v as f64).abs()));
+                let unit = libm::ldexp(1.0, e as i32);
+                let d_nc = (0..8u32)
+                    .flat_map(|a| (a..8).map(move |b| ((1u32 << a) + (1u32 << b)) as f64))
+                    .filter(|s| 15.0 * s * unit >= gmax)
+                    .fold(f64::MAX, f64::min)
+                    * unit;
+                let bound = 8.0 * (d_nc / 2.0 + unit / 65536.0).powi(2);
+                let err: f64 = (0..8)
+                    .map(|i| (dequant(grp.codes[i], grp.s1, grp.s2, e) - ws[i] as f64).powi(2))
+                    .sum();
+                assert!(err <= bound, "err {err} bound {bound}");
+            }
+        }
+    }
+}
