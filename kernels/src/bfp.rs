@@ -13,12 +13,21 @@ pub const BFP_EXP_MAX: u8 = 15;
 
 /// One block: 8 mantissas sharing one shift exponent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct BfpBlock {
     /// Mantissas, `[-128, 127]`.
     pub m: [i8; GROUP],
     /// Exponent, `[0, 15]`.
     pub e: u8,
 }
+
+// SAFETY: `BfpBlock` is `repr(C)` with nine 1-byte fields (size 9, align 1, no
+// padding), and every bit pattern is a valid value of it.
+#[allow(unsafe_code)]
+unsafe impl bytemuck::Zeroable for BfpBlock {}
+// SAFETY: as above; it is `Copy` and `'static`.
+#[allow(unsafe_code)]
+unsafe impl bytemuck::Pod for BfpBlock {}
 
 /// Quantizes one block (SPEC §3.1).
 ///

@@ -9,10 +9,12 @@
 //!   quantizer ([`quant`]) and the table builders ([`rope::build_rope_table`], the
 //!   table generators in `examples/`), which use `libm` so that every platform
 //!   produces the same bits.
+//! * No `unsafe` except the two marker impls that let [`bfp::BfpBlock`] live in
+//!   caller-provided byte buffers (`bytemuck::Pod`).
 //! * Shapes and parameters are validated once per call ([`KernelError`]); the
 //!   inner loops cannot fail.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The linear layer: APoT weights x block-floating-point activations (SPEC §4).
 
-use crate::bfp::BfpBlock;
+use core::ops::Range;
+
+use crate::bfp::{BfpBlock, BFP_EXP_MAX};
 use crate::error::{check_len, check_range};
 use crate::format::ApotWeights;
 use crate::round::{sat_i32, shift_round_sat};
@@ -49,7 +51,8 @@ pub fn rescale(acc: i64, e_row: i8, out_frac: i32, bias: i32) -> i32 {
 /// `y[t][r] = rescale(sum_c x[t][c] * w[r][c]) + bias[r]` for `T` tokens
 /// (SPEC §4). The scalar reference: the optimized kernels must equal it.
 ///
-/// * `x`: `T * cols/8` blocks, token-major (`x[t * cols/8 + g]`).
+/// * `x`: `T * cols/8` blocks, token-major (`x[t * cols/8 + g]`), every block
+///   exponent `<= 15`.
 /// * `bias`: `rows` values in `Q(out_frac)`, or `None`.
 /// * `out_frac`: fractional bits of the output, `[0, 30]`.
 /// * `out`: `T * rows` values, token-major.
@@ -63,7 +66,20 @@ pub fn linear<W: ApotWeights + ?Sized>(
     out_frac: i32,
     out: &mut [i32],
 ) -> Result<(), KernelError> {
-    let rows = w.rows();
+    linear_rows(w, x, bias, out_frac, 0..w.rows(), out)
+}
+
+/// [`linear`] restricted to output rows `rows` (for splitting a matrix over
+/// threads): `out` holds `T * rows.len()` values, token-major, row `r` of token
+/// `t` at `t * rows.len() + (r - rows.start)`. Identical values to [`linear`].
+pub fn linear_rows<W: ApotWeights + ?Sized>(
+    w: &W,
+    x: &[BfpBlock],
+    bias: Option<&[i32]>,
+    out_frac: i32,
+    rows: Range<usize>,
+    out: &mut [i32],
+) -> Result<(), KernelError> {
     let cols = w.cols();
     crate::error::check_multiple("cols", cols, GROUP)?;
     let groups = cols / GROUP;
@@ -73,24 +89,33 @@ pub fn linear<W: ApotWeights + ?Sized>(
         OUT_FRAC_MIN as i64,
         OUT_FRAC_MAX as i64,
     )?;
-    check_range("cols", cols as i64, 0, MAX_COLS as i64)?;
-    if groups == 0 {
+    check_range("cols", cols as i64, GROUP as i64, MAX_COLS as i64)?;
+    if rows.start > rows.end || rows.end > w.rows() {
         return Err(KernelError::Param {
-            what: "cols",
-            value: 0,
-            min: 8,
-            max: MAX_COLS as i64,
+            what: "row range end",
+            value: rows.end as i64,
+            min: rows.start as i64,
+            max: w.rows() as i64,
         });
     }
     crate::error::check_multiple("activation blocks", x.len(), groups)?;
     let tokens = x.len() / groups;
-    check_len("output", tokens * rows, out.len())?;
+    let nr = rows.len();
+    check_len("output", tokens * nr, out.len())?;
     if let Some(b) = bias {
-        check_len("bias", rows, b.len())?;
+        check_len("bias", w.rows(), b.len())?;
+    }
+    if let Some(b) = x.iter().find(|b| b.e > BFP_EXP_MAX) {
+        return Err(KernelError::Param {
+            what: "bfp exponent",
+            value: b.e as i64,
+            min: 0,
+            max: BFP_EXP_MAX as i64,
+        });
     }
     for t0 in (0..tokens).step_by(TOKENS_PER_PASS) {
         let nt = (tokens - t0).min(TOKENS_PER_PASS);
-        for r in 0..rows {
+        for r in rows.clone() {
             let (e_row, ctx) = w.row(r);
             let mut acc = [0i64; TOKENS_PER_PASS];
             for g in 0..groups {
@@ -101,7 +126,7 @@ pub fn linear<W: ApotWeights + ?Sized>(
             }
             let b = bias.map_or(0, |b| b[r]);
             for (t, &a) in acc.iter().enumerate().take(nt) {
-                out[(t0 + t) * rows + r] = rescale(a, e_row, out_frac, b);
+                out[(t0 + t) * nr + (r - rows.start)] = rescale(a, e_row, out_frac, b);
             }
         }
     }
@@ -216,6 +241,38 @@ mod tests {
                 &mut out[..tokens * R],
             )
             .unwrap();
+            // any split of the rows gives the same values
+            let split = 1 + case % (R - 1);
+            let mut lo = [0i32; 11 * R];
+            let mut hi = [0i32; 11 * R];
+            linear_rows(
+                &w,
+                &blocks[..tokens * C / 8],
+                Some(&bias),
+                out_frac,
+                0..split,
+                &mut lo[..tokens * split],
+            )
+            .unwrap();
+            linear_rows(
+                &w,
+                &blocks[..tokens * C / 8],
+                Some(&bias),
+                out_frac,
+                split..R,
+                &mut hi[..tokens * (R - split)],
+            )
+            .unwrap();
+            for t in 0..tokens {
+                for r in 0..R {
+                    let v = if r < split {
+                        lo[t * split + r]
+                    } else {
+                        hi[t * (R - split) + r - split]
+                    };
+                    assert_eq!(v, out[t * R + r]);
+                }
+            }
             for t in 0..tokens {
                 // the same token alone gives the same row
                 let mut solo = [0i32; R];
@@ -270,5 +327,10 @@ mod tests {
         assert!(linear(&w, &x, None, 31, &mut out).is_err());
         assert!(linear(&w, &x, Some(&[1]), 12, &mut out).is_err());
         assert!(linear(&w, &x, None, 12, &mut out[..1]).is_err());
+        let bad = [BfpBlock { m: [0; 8], e: 16 }; 2];
+        assert!(linear(&w, &bad, None, 12, &mut out).is_err());
+        assert!(linear_rows(&w, &x, None, 12, 1..3, &mut out[..1]).is_err());
+        let mut one = [0i32; 1];
+        assert!(linear_rows(&w, &x, None, 12, 1..2, &mut one).is_ok());
     }
 }

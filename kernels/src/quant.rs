@@ -23,8 +23,71 @@ pub const QUANT_FRAC: u32 = 16;
 /// are `clamp(floor(t_i / d + 1/2), -16, 15)` and the error is
 /// `sum (t_i - q_i * d)^2`, exact in `i128`. The pair with the least error wins;
 /// ties go to the smaller scale. A group whose targets are all zero gets
-/// `s1 = s2 = 0` and zero codes. Requires `unit >= 1` and `|t_i| < 2^40`.
+/// `s1 = s2 = 0` and zero codes. Requires `unit` a power of two and `|t_i| < 2^40`.
+///
+/// The search skips a pair as soon as its partial error exceeds the best so
+/// far; this changes nothing but speed (the test `fast_search_equals_definition`
+/// compares it with [`search_group_naive`]).
 pub fn search_group(t: &[i64; GROUP], unit: i64) -> ApotGroup {
+    let ul = unit.trailing_zeros();
+    // Visit the largest-magnitude target first: its error alone prunes most pairs.
+    let mut order: [usize; GROUP] = core::array::from_fn(|i| i);
+    order.sort_unstable_by_key(|&i| core::cmp::Reverse(t[i].unsigned_abs()));
+    let mut best = ApotGroup::default();
+    let mut best_err = i128::MAX;
+    let mut best_scale = i64::MAX;
+    for s1 in 0..=EXP_MAX {
+        for s2 in s1..=EXP_MAX {
+            let scale = (1i64 << s1) + (1i64 << s2);
+            let d = scale << ul;
+            // 2d = 2^(s1 + ul + 1) * k with k odd (or k = 2 when s1 == s2)
+            let k = scale >> s1;
+            let sh = s1 as u32 + ul + 1;
+            let mut codes = [0i8; GROUP];
+            let mut err: i128 = 0;
+            let mut pruned = false;
+            for &i in &order {
+                let ti = t[i];
+                // floor((2t + d) / 2d) = floor(floor((2t + d) / 2^sh) / k)
+                let q = div_small((2 * ti + d) >> sh, k).clamp(CODE_MIN as i64, CODE_MAX as i64);
+                codes[i] = q as i8;
+                let e = (ti - q * d) as i128;
+                err += e * e;
+                if err > best_err {
+                    pruned = true;
+                    break;
+                }
+            }
+            if !pruned && (err < best_err || (err == best_err && scale < best_scale)) {
+                best_err = err;
+                best_scale = scale;
+                best = ApotGroup { codes, s1, s2 };
+            }
+        }
+    }
+    best
+}
+
+/// `floor(a / k)` for the divisors `k = 1 + 2^j` (and 2) that occur above;
+/// constant divisors let the compiler use multiplications.
+#[inline(always)]
+fn div_small(a: i64, k: i64) -> i64 {
+    match k {
+        2 => a.div_euclid(2),
+        3 => a.div_euclid(3),
+        5 => a.div_euclid(5),
+        9 => a.div_euclid(9),
+        17 => a.div_euclid(17),
+        33 => a.div_euclid(33),
+        65 => a.div_euclid(65),
+        129 => a.div_euclid(129),
+        _ => a.div_euclid(k),
+    }
+}
+
+/// [`search_group`] written literally from its definition, with a division per
+/// code and no pruning. Any `unit >= 1`. Kept as the oracle of the fast search.
+pub fn search_group_naive(t: &[i64; GROUP], unit: i64) -> ApotGroup {
     let mut best = ApotGroup::default();
     let mut best_err = i128::MAX;
     let mut best_scale = i64::MAX;
@@ -203,6 +266,32 @@ mod tests {
             }
         }
         assert_eq!(cases, 9000);
+    }
+
+    #[test]
+    fn fast_search_equals_definition() {
+        let mut rng = Lcg(1234);
+        for k in 0..200_000 {
+            let unit = [1i64, 2, 1 << 16][k % 3];
+            let mag = [1i64, 3, 20, 300, 3840, 5000, 1 << 20][k % 7] * unit;
+            let mut t = [0i64; 8];
+            for v in t.iter_mut() {
+                *v = (rng.next() % (2 * mag as u64 + 1)) as i64 - mag;
+            }
+            if k % 13 == 0 {
+                t[k % 8] = 0;
+                t[(k + 3) % 8] = mag;
+            }
+            if k % 17 == 0 {
+                let v = t[0];
+                t = [v; 8];
+            }
+            assert_eq!(
+                search_group(&t, unit),
+                search_group_naive(&t, unit),
+                "t={t:?} unit={unit}"
+            );
+        }
     }
 
     #[test]
