@@ -1,1 +1,49 @@
-//! placeholder
+//! The integer Qwen2 decoder of the EdgeDecoding accelerator.
+//!
+//! * `no_std` core, no heap needed: the model is parsed zero-copy from a byte
+//!   slice ([`Model::from_bytes`]), the run state and KV cache live in caller
+//!   memory ([`state_bytes`], [`State::new`]), and [`Decoder`] runs prefill in
+//!   chunks of 8 tokens, incremental decode and accelerator-parity decode with
+//!   the kernels of `edgedecoding-kernels` only. No floating point at run time.
+//! * `alloc`: owned conveniences ([`StateMem`], [`owned::ModelBuf`],
+//!   [`owned::OwnedHead`]) and the `.edq` writer.
+//! * `std`: the multi-threaded backend ([`parallel::Threaded`]), the built-in
+//!   model generator ([`builtin`]), the offline quantizer of float weights
+//!   ([`convert`]) and the f32 reference forward pass ([`float_ref`]).
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(target_endian = "big")]
+compile_error!("the .edq format is read zero-copy and is little-endian");
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod config;
+pub mod decoder;
+pub mod edq;
+mod error;
+pub mod selftest;
+pub mod state;
+pub mod weights;
+
+#[cfg(feature = "std")]
+pub mod builtin;
+#[cfg(feature = "std")]
+pub mod convert;
+#[cfg(feature = "std")]
+pub mod float_ref;
+#[cfg(feature = "alloc")]
+pub mod owned;
+#[cfg(feature = "std")]
+pub mod parallel;
+
+pub use config::{Config, ConfigError};
+pub use decoder::{Backend, Decoder, Head, Serial};
+pub use error::{ModelError, TensorName};
+#[cfg(feature = "alloc")]
+pub use state::StateMem;
+pub use state::{state_bytes, State};
+pub use weights::{Layer, LayerFormats, Model};

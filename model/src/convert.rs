@@ -1,0 +1,260 @@
+//! Offline conversion of a float model to the integer `.edq` format (feature
+//! `std`). Float math is used here, deterministically (exact powers of two,
+//! `libm` rounding, per-row work split over threads without changing results).
+
+use std::vec;
+use std::vec::Vec;
+
+use edgedecoding_kernels::format::{pack_group, packed_codes_len, packed_exps_len, ApotGroup};
+use edgedecoding_kernels::quant::quantize_row_f32;
+use edgedecoding_kernels::GROUP;
+
+use crate::edq::write::write_edq;
+use crate::edq::{DType, Globals, FORMATS_LEN};
+use crate::error::{ModelError, TensorName};
+use crate::float_ref::{FloatModel, Stats};
+
+/// Headroom factor kept above the calibrated maximum of Q and K (RoPE can grow
+/// a component by sqrt(2); unseen text can be larger).
+pub const QK_HEADROOM: f32 = 2.0;
+/// Headroom factor above the calibrated maximum of V.
+pub const V_HEADROOM: f32 = 2.0;
+
+/// Options of [`quantize_model`].
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// Tokens the float reference runs on to calibrate the Q/K/V formats.
+    pub calib_tokens: Vec<u32>,
+    /// Threads for quantization and calibration (results do not depend on it).
+    pub threads: usize,
+}
+
+/// A progress callback: `(stage, done, total)`.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// Largest fraction `f <= 15` with `max * 2^f * headroom <= 32767`.
+pub fn frac_for(max: f32, headroom: f32) -> u32 {
+    let mut f = 15u32;
+    while f > 0 && (max as f64) * libm::ldexp(1.0, f as i32) * headroom as f64 > 32767.0 {
+        f -= 1;
+    }
+    f
+}
+
+/// Quantized APoT matrix: packed codes, packed exponents, row exponents.
+pub struct PackedMatrix {
+    /// Codes stream.
+    pub codes: Vec<u8>,
+    /// Exponents stream.
+    pub exps: Vec<u8>,
+    /// Row exponents.
+    pub rexp: Vec<u8>,
+}
+
+/// Quantizes a `rows x cols` row-major float matrix (SPEC §2.4), rows split
+/// over `threads`; the result does not depend on `threads`.
+pub fn quantize_matrix(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    threads: usize,
+) -> Result<PackedMatrix, ModelError> {
+    let g = cols / GROUP;
+    let parts = threads.clamp(1, rows.max(1));
+    // split on multiples of 4 rows so every part's exponent stream is whole bytes
+    let chunk = rows.div_ceil(parts).div_ceil(4) * 4;
+    let results: Vec<Result<(Vec<u8>, Vec<u8>, Vec<u8>), ModelError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..rows)
+            .step_by(chunk.max(1))
+            .map(|r0| {
+                let r1 = (r0 + chunk).min(rows);
+                s.spawn(move || -> Result<_, ModelError> {
+                    let n = r1 - r0;
+                    let mut codes = vec![0u8; packed_codes_len(n, cols)];
+                    let mut exps = vec![0u8; packed_exps_len(n, cols)];
+                    let mut rexp = vec![0u8; n];
+                    let mut groups = vec![ApotGroup::default(); g];
+                    for r in r0..r1 {
+                        rexp[r - r0] =
+                            quantize_row_f32(&w[r * cols..(r + 1) * cols], &mut groups) as u8;
+                        for (j, grp) in groups.iter().enumerate() {
+                            pack_group(&mut codes, &mut exps, (r - r0) * g + j, grp)?;
+                        }
+                    }
+                    Ok((codes, exps, rexp))
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or(Err(ModelError::Empty)))
+            .collect()
+    });
+    let mut out = PackedMatrix {
+        codes: Vec::new(),
+        exps: Vec::new(),
+        rexp: Vec::new(),
+    };
+    for r in results {
+        let (c, e, x) = r?;
+        out.codes.extend_from_slice(&c);
+        out.exps.extend_from_slice(&e);
+        out.rexp.extend_from_slice(&x);
+    }
+    Ok(out)
+}
+
+fn to_i16_frac(v: &[f32], frac: u32) -> Vec<u8> {
+    v.iter()
+        .flat_map(|&x| {
+            (libm::round(libm::ldexp(x as f64, frac as i32)).clamp(-32768.0, 32767.0) as i16)
+                .to_le_bytes()
+        })
+        .collect()
+}
+
+fn to_i32_frac(v: &[f32], frac: u32) -> Vec<u8> {
+    v.iter()
+        .flat_map(|&x| {
+            (libm::round(libm::ldexp(x as f64, frac as i32)).clamp(i32::MIN as f64, i32::MAX as f64)
+                as i32)
+                .to_le_bytes()
+        })
+        .collect()
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+/// Smallest `e` with `511 * 2^e >= max|emb|` (no embedding value clips).
+pub fn emb_exp_for(max: f32) -> i32 {
+    let mut e = -30;
+    while e < 8 && 511.0 * libm::ldexp(1.0, e) < max as f64 {
+        e += 1;
+    }
+    e
+}
+
+/// Converts a float model to `.edq` bytes: calibrates the Q/K/V formats with
+/// the float reference on `opts.calib_tokens`, quantizes every matrix with the
+/// exhaustive APoT search, the embedding to 10 bits, norms and biases to their
+/// fixed-point formats. Same input, same bytes.
+pub fn quantize_model(
+    fm: &FloatModel,
+    opts: &ConvertOptions,
+    progress: Progress<'_>,
+) -> Result<Vec<u8>, ModelError> {
+    let c = fm.config;
+    c.validate()?;
+    for (name, v) in [("token_embd", &fm.emb), ("output_norm", &fm.final_norm)] {
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(ModelError::BadValue {
+                name: TensorName::new(name),
+                reason: "non-finite value",
+            });
+        }
+    }
+    progress("calibrate", 0, 1);
+    let mut stats = Stats::default();
+    if opts.calib_tokens.is_empty() {
+        return Err(ModelError::Empty);
+    }
+    fm.forward(
+        &opts.calib_tokens,
+        opts.threads,
+        Some(&mut stats),
+        0..0,
+        &mut |_, _| {},
+    )?;
+    progress("calibrate", 1, 1);
+    let h = c.hidden;
+    let emb_exp = emb_exp_for(max_abs(&fm.emb));
+    let emb_codes: Vec<u8> = fm
+        .emb
+        .iter()
+        .flat_map(|&x| {
+            (libm::round(libm::ldexp(x as f64, -emb_exp)).clamp(-512.0, 511.0) as i16).to_le_bytes()
+        })
+        .collect();
+    let final_norm_frac = frac_for(max_abs(&fm.final_norm), 1.0);
+    let globals = Globals {
+        emb_exp,
+        final_norm_frac,
+        eps_q40: libm::round(fm.eps as f64 * libm::ldexp(1.0, 40))
+            .clamp((1u64 << 20) as f64, (1u64 << 40) as f64) as u64,
+    };
+    let mut owned: Vec<(DType, u64, u64, Vec<u8>)> = Vec::new();
+    owned.push((DType::I16, c.n_kept as u64, h as u64, emb_codes));
+    owned.push((
+        DType::I16,
+        1,
+        h as u64,
+        to_i16_frac(&fm.final_norm, final_norm_frac),
+    ));
+    if c.pruned() {
+        let keep = fm.keep.as_ref().ok_or(ModelError::BadValue {
+            name: TensorName::new("vocab_keep"),
+            reason: "pruned config without a keep list",
+        })?;
+        owned.push((
+            DType::U32,
+            1,
+            c.n_kept as u64,
+            keep.iter().flat_map(|k| k.to_le_bytes()).collect(),
+        ));
+    }
+    let kv = c.kv_dim();
+    for (l, lw) in fm.layers.iter().enumerate() {
+        progress("quantize", l, c.n_layers);
+        let q_frac = frac_for(stats.max_q[l], QK_HEADROOM);
+        let k_frac = frac_for(stats.max_k[l], QK_HEADROOM);
+        let v_frac = frac_for(stats.max_v[l], V_HEADROOM);
+        let an = frac_for(max_abs(&lw.attn_norm), 1.0);
+        let fnf = frac_for(max_abs(&lw.ffn_norm), 1.0);
+        let mut formats = [0u8; FORMATS_LEN];
+        formats[..5].copy_from_slice(&[
+            q_frac as u8,
+            k_frac as u8,
+            v_frac as u8,
+            an as u8,
+            fnf as u8,
+        ]);
+        owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.attn_norm, an)));
+        owned.push((DType::U8, 1, FORMATS_LEN as u64, formats.to_vec()));
+        let push_mat = |owned: &mut Vec<(DType, u64, u64, Vec<u8>)>,
+                        w: &[f32],
+                        rows: usize,
+                        cols: usize,
+                        name: &str|
+         -> Result<(), ModelError> {
+            if w.iter().any(|x| !x.is_finite()) {
+                return Err(ModelError::BadValue {
+                    name: TensorName::layer(l, name),
+                    reason: "non-finite weight",
+                });
+            }
+            let p = quantize_matrix(w, rows, cols, opts.threads)?;
+            owned.push((DType::ApotCodes, rows as u64, cols as u64, p.codes));
+            owned.push((DType::ApotExps, rows as u64, cols as u64, p.exps));
+            owned.push((DType::I8, 1, rows as u64, p.rexp));
+            Ok(())
+        };
+        push_mat(&mut owned, &lw.q_w, h, h, "attn_q")?;
+        owned.push((DType::I32, 1, h as u64, to_i32_frac(&lw.q_b, q_frac)));
+        push_mat(&mut owned, &lw.k_w, kv, h, "attn_k")?;
+        owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.k_b, k_frac)));
+        push_mat(&mut owned, &lw.v_w, kv, h, "attn_v")?;
+        owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.v_b, v_frac)));
+        push_mat(&mut owned, &lw.o_w, h, h, "attn_output")?;
+        owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
+        push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate")?;
+        push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up")?;
+        push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down")?;
+    }
+    progress("quantize", c.n_layers, c.n_layers);
+    let refs: Vec<(DType, u64, u64, &[u8])> = owned
+        .iter()
+        .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))
+        .collect();
+    write_edq(&c, &globals, &refs)
+}

@@ -1,0 +1,453 @@
+//! The integer decoder: prefill in chunks of 8, incremental and
+//! accelerator-parity decode (docs/SPEC.md §11).
+
+use core::ops::Range;
+
+use edgedecoding_kernels::argmax::argmax_i32;
+use edgedecoding_kernels::attention::{attention, AttnParams};
+use edgedecoding_kernels::bfp::{quantize_bfp, BfpBlock};
+use edgedecoding_kernels::embedding::embed_row;
+use edgedecoding_kernels::format::{ApotGroup, ApotMatrix, ApotWeights};
+use edgedecoding_kernels::linear::linear;
+use edgedecoding_kernels::lm_head::DerivedHead;
+use edgedecoding_kernels::residual::residual_add;
+use edgedecoding_kernels::rmsnorm::rmsnorm;
+use edgedecoding_kernels::rope::rope_apply;
+use edgedecoding_kernels::round::sat_i16;
+use edgedecoding_kernels::silu::swiglu;
+use edgedecoding_kernels::{KernelError, ACT_FRAC, TOKENS_PER_PASS};
+
+use crate::error::ModelError;
+use crate::state::State;
+use crate::weights::Model;
+
+const T: usize = TOKENS_PER_PASS;
+
+/// How linear layers are executed. Every implementation must produce exactly
+/// the values of [`edgedecoding_kernels::linear::linear`].
+pub trait Backend {
+    /// `out = linear(w, x, bias, out_frac)`.
+    fn linear<W: ApotWeights + Sync + ?Sized>(
+        &self,
+        w: &W,
+        x: &[BfpBlock],
+        bias: Option<&[i32]>,
+        out_frac: i32,
+        out: &mut [i32],
+    ) -> Result<(), KernelError>;
+}
+
+/// The scalar reference, single-threaded (no_std).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serial;
+
+impl Backend for Serial {
+    fn linear<W: ApotWeights + Sync + ?Sized>(
+        &self,
+        w: &W,
+        x: &[BfpBlock],
+        bias: Option<&[i32]>,
+        out_frac: i32,
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        linear(w, x, bias, out_frac, out)
+    }
+}
+
+/// The lm_head: derived row by row from the embedding while it is read (no
+/// extra memory), or a packed copy derived once (faster; needs memory).
+#[derive(Clone, Copy, Debug)]
+pub enum Head<'m> {
+    /// Derived on the fly from the tied embedding.
+    Derived(DerivedHead<'m>),
+    /// Derived once and stored packed (see `OwnedHead` with `alloc`).
+    Packed(ApotMatrix<'m>),
+}
+
+impl<'m> Head<'m> {
+    /// The on-the-fly head of a model (kept rows only when pruned).
+    pub fn derived(m: &Model<'m>) -> Result<Self, ModelError> {
+        Ok(Head::Derived(DerivedHead::new(
+            m.emb,
+            m.config.hidden,
+            m.globals.emb_exp,
+            None,
+        )?))
+    }
+}
+
+impl ApotWeights for Head<'_> {
+    type Row = i32;
+    fn rows(&self) -> usize {
+        match self {
+            Head::Derived(h) => h.rows(),
+            Head::Packed(h) => h.rows(),
+        }
+    }
+    fn cols(&self) -> usize {
+        match self {
+            Head::Derived(h) => h.cols(),
+            Head::Packed(h) => h.cols(),
+        }
+    }
+    #[inline]
+    fn row(&self, r: usize) -> (i8, i32) {
+        match self {
+            Head::Derived(h) => h.row(r),
+            Head::Packed(h) => (h.row(r).0, 0),
+        }
+    }
+    #[inline]
+    fn group(&self, r: usize, g: usize, ctx: i32) -> ApotGroup {
+        match self {
+            Head::Derived(h) => h.group(r, g, ctx),
+            Head::Packed(h) => h.group(r, g, ()),
+        }
+    }
+}
+
+/// An integer decoder over a model and caller-provided state.
+pub struct Decoder<'m, 's, B: Backend = Serial> {
+    model: Model<'m>,
+    head: Head<'m>,
+    st: State<'s>,
+    backend: B,
+}
+
+impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
+    /// Combines a model, its lm_head, a state for the same config and a backend.
+    pub fn new(
+        model: Model<'m>,
+        head: Head<'m>,
+        state: State<'s>,
+        backend: B,
+    ) -> Result<Self, ModelError> {
+        if state.config != model.config {
+            return Err(ModelError::BadHeader {
+                field: "state config differs from model config",
+                value: 0,
+            });
+        }
+        if head.rows() != model.config.n_kept || head.cols() != model.config.hidden {
+            return Err(ModelError::Shape {
+                name: crate::error::TensorName::new("lm_head"),
+                expected: (model.config.n_kept as u64, model.config.hidden as u64),
+                got: (head.rows() as u64, head.cols() as u64),
+            });
+        }
+        Ok(Self {
+            model,
+            head,
+            st: state,
+            backend,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model<'m> {
+        &self.model
+    }
+
+    /// The state (KV cache, position).
+    pub fn state(&self) -> &State<'s> {
+        &self.st
+    }
+
+    /// Positions used.
+    pub fn pos(&self) -> usize {
+        self.st.pos
+    }
+
+    /// Forgets the context.
+    pub fn reset(&mut self) {
+        self.st.reset();
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<(), ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        let cap = self.st.config.ctx;
+        if self.st.pos + tokens.len() > cap {
+            return Err(ModelError::ContextFull {
+                pos: self.st.pos as u32,
+                requested: tokens.len() as u32,
+                capacity: cap as u32,
+            });
+        }
+        for &t in tokens {
+            self.model.row_of_token(t)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` through the model in chunks aligned to multiples of 8
+    /// positions (one pass over every weight matrix per chunk) and returns the
+    /// greedy next token. Logits of the last token are then in [`Self::logits`].
+    /// On error nothing changes.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<u32, ModelError> {
+        self.prefill_with(tokens, false, &mut |_, _| {})?;
+        Ok(self.next_token())
+    }
+
+    /// Like [`Self::prefill`], calling `sink(i, logits)` for every token `i` of
+    /// `tokens` (logits of the prediction after it; Q12, `n_kept` values).
+    pub fn prefill_all(
+        &mut self,
+        tokens: &[u32],
+        sink: &mut dyn FnMut(usize, &[i32]),
+    ) -> Result<u32, ModelError> {
+        self.prefill_with(tokens, true, sink)?;
+        Ok(self.next_token())
+    }
+
+    fn prefill_with(
+        &mut self,
+        tokens: &[u32],
+        all: bool,
+        sink: &mut dyn FnMut(usize, &[i32]),
+    ) -> Result<(), ModelError> {
+        self.check(tokens)?;
+        let v = self.model.config.n_kept;
+        let mut i = 0;
+        while i < tokens.len() {
+            let p = self.st.pos;
+            let n = (T - p % T).min(tokens.len() - i);
+            let chunk = &tokens[i..i + n];
+            let last = i + n == tokens.len();
+            let slots = if all {
+                0..n
+            } else if last {
+                n - 1..n
+            } else {
+                n..n
+            };
+            self.run(chunk, p, slots.clone())?;
+            for (k, s) in slots.enumerate() {
+                sink(i + s, &self.st.logits[k * v..(k + 1) * v]);
+            }
+            for (k, &t) in chunk.iter().enumerate() {
+                self.st.chunk[(p + k) % T] = t;
+            }
+            self.st.pos += n;
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// Feeds one token at the next position and returns the greedy next token
+    /// (incremental decode: only this position is computed).
+    pub fn decode(&mut self, token: u32) -> Result<u32, ModelError> {
+        self.prefill(core::slice::from_ref(&token))
+    }
+
+    /// Feeds one token exactly as the accelerator does: the whole current chunk
+    /// of 8 positions is re-run (earlier tokens of the chunk recomputed, slots
+    /// after the new token padded with it) and the result is read at the new
+    /// token's slot. Equal to [`Self::decode`] by causality; tested.
+    pub fn decode_parity(&mut self, token: u32) -> Result<u32, ModelError> {
+        self.check(core::slice::from_ref(&token))?;
+        let p = self.st.pos;
+        let c0 = p - p % T;
+        let slot = p % T;
+        self.st.chunk[slot] = token;
+        let mut toks = [token; T];
+        toks[..=slot].copy_from_slice(&self.st.chunk[..=slot]);
+        let n = T.min(self.st.config.ctx - c0);
+        self.run(&toks[..n], c0, slot..slot + 1)?;
+        self.st.pos = p + 1;
+        Ok(self.next_token())
+    }
+
+    /// Logits (Q12, one per kept vocabulary row) of the last computed position.
+    pub fn logits(&self) -> &[i32] {
+        let v = self.model.config.n_kept;
+        let k = self.st.logits_valid.saturating_sub(1);
+        &self.st.logits[k * v..(k + 1) * v]
+    }
+
+    /// Full token id with the largest logit of the last position (lowest row
+    /// wins ties).
+    pub fn next_token(&self) -> u32 {
+        let row = argmax_i32(self.logits()).unwrap_or(0);
+        self.model.token_of_row(row)
+    }
+
+    /// One pass over the model for `tokens` at positions `start..`, writing
+    /// their K/V rows, and logits for `slots` (stored from logits row 0).
+    fn run(&mut self, tokens: &[u32], start: usize, slots: Range<usize>) -> Result<(), ModelError> {
+        let c = self.model.config;
+        let (n, h, kvd, f, hd) = (tokens.len(), c.hidden, c.kv_dim(), c.ffn, c.head_dim);
+        let half = hd / 2;
+        let cap = c.ctx;
+        let eps = self.model.globals.eps_q40;
+        let st = &mut self.st;
+        let be = &self.backend;
+        for (t, &tok) in tokens.iter().enumerate() {
+            let row = self.model.row_of_token(tok)?;
+            embed_row(
+                &self.model.emb[row * h..(row + 1) * h],
+                self.model.globals.emb_exp,
+                &mut st.x[t * h..(t + 1) * h],
+            )?;
+        }
+        for l in 0..c.n_layers {
+            let lw = self.model.layer(l)?;
+            let fm = lw.fmt;
+            // --- attention block: norm, quantize, q/k/v, RoPE, cache, attention, o, residual
+            for t in 0..n {
+                rmsnorm(
+                    &st.x[t * h..(t + 1) * h],
+                    lw.attn_norm,
+                    fm.attn_norm_frac,
+                    eps,
+                    &mut st.xn[t * h..(t + 1) * h],
+                )?;
+            }
+            quantize_bfp(&st.xn[..n * h], &mut st.blocks[..n * h / 8])?;
+            let xb = &st.blocks[..n * h / 8];
+            be.linear(
+                &lw.q,
+                xb,
+                Some(lw.q_bias),
+                fm.q_frac as i32,
+                &mut st.q[..n * h],
+            )?;
+            be.linear(
+                &lw.k,
+                xb,
+                Some(lw.k_bias),
+                fm.k_frac as i32,
+                &mut st.k_new[..n * kvd],
+            )?;
+            be.linear(
+                &lw.v,
+                xb,
+                Some(lw.v_bias),
+                fm.v_frac as i32,
+                &mut st.v_new[..n * kvd],
+            )?;
+            let kc = &mut st.k_cache[l * cap * kvd..(l + 1) * cap * kvd];
+            let vc = &mut st.v_cache[l * cap * kvd..(l + 1) * cap * kvd];
+            for t in 0..n {
+                let p = start + t;
+                let (cos, sin) = (
+                    &st.cos[p * half..(p + 1) * half],
+                    &st.sin[p * half..(p + 1) * half],
+                );
+                let krow = &mut kc[p * kvd..(p + 1) * kvd];
+                for (d, &s) in krow.iter_mut().zip(&st.k_new[t * kvd..(t + 1) * kvd]) {
+                    *d = sat_i16(s as i64);
+                }
+                rope_apply(krow, hd, cos, sin)?;
+                for (d, &s) in vc[p * kvd..(p + 1) * kvd]
+                    .iter_mut()
+                    .zip(&st.v_new[t * kvd..(t + 1) * kvd])
+                {
+                    *d = sat_i16(s as i64);
+                }
+            }
+            let params = AttnParams {
+                n_heads: c.n_heads,
+                n_kv_heads: c.n_kv_heads,
+                head_dim: hd,
+                q_frac: fm.q_frac,
+                k_frac: fm.k_frac,
+                v_frac: fm.v_frac,
+                out_frac: ACT_FRAC,
+            };
+            for t in 0..n {
+                let p = start + t;
+                for (d, &s) in st.q16.iter_mut().zip(&st.q[t * h..(t + 1) * h]) {
+                    *d = sat_i16(s as i64);
+                }
+                rope_apply(
+                    st.q16,
+                    hd,
+                    &st.cos[p * half..(p + 1) * half],
+                    &st.sin[p * half..(p + 1) * half],
+                )?;
+                attention(
+                    &params,
+                    st.q16,
+                    kc,
+                    vc,
+                    p + 1,
+                    st.scores,
+                    st.probs,
+                    &mut st.att[t * h..(t + 1) * h],
+                )?;
+            }
+            quantize_bfp(&st.att[..n * h], &mut st.blocks[..n * h / 8])?;
+            be.linear(
+                &lw.o,
+                &st.blocks[..n * h / 8],
+                None,
+                ACT_FRAC as i32,
+                &mut st.proj[..n * h],
+            )?;
+            residual_add(&mut st.x[..n * h], &st.proj[..n * h])?;
+            // --- MLP block: norm, quantize, gate/up, SwiGLU, quantize, down, residual
+            for t in 0..n {
+                rmsnorm(
+                    &st.x[t * h..(t + 1) * h],
+                    lw.ffn_norm,
+                    fm.ffn_norm_frac,
+                    eps,
+                    &mut st.xn[t * h..(t + 1) * h],
+                )?;
+            }
+            quantize_bfp(&st.xn[..n * h], &mut st.blocks[..n * h / 8])?;
+            be.linear(
+                &lw.gate,
+                &st.blocks[..n * h / 8],
+                None,
+                ACT_FRAC as i32,
+                &mut st.gate[..n * f],
+            )?;
+            be.linear(
+                &lw.up,
+                &st.blocks[..n * h / 8],
+                None,
+                ACT_FRAC as i32,
+                &mut st.up[..n * f],
+            )?;
+            swiglu(&st.gate[..n * f], &st.up[..n * f], &mut st.ffn_h[..n * f])?;
+            quantize_bfp(&st.ffn_h[..n * f], &mut st.blocks[..n * f / 8])?;
+            be.linear(
+                &lw.down,
+                &st.blocks[..n * f / 8],
+                None,
+                ACT_FRAC as i32,
+                &mut st.proj[..n * h],
+            )?;
+            residual_add(&mut st.x[..n * h], &st.proj[..n * h])?;
+        }
+        // --- final norm and lm_head for the requested slots
+        let ns = slots.len();
+        if ns > 0 {
+            for (k, t) in slots.clone().enumerate() {
+                rmsnorm(
+                    &st.x[t * h..(t + 1) * h],
+                    self.model.final_norm,
+                    self.model.globals.final_norm_frac,
+                    eps,
+                    &mut st.xn[k * h..(k + 1) * h],
+                )?;
+            }
+            quantize_bfp(&st.xn[..ns * h], &mut st.blocks[..ns * h / 8])?;
+            let v = c.n_kept;
+            be.linear(
+                &self.head,
+                &st.blocks[..ns * h / 8],
+                None,
+                ACT_FRAC as i32,
+                &mut st.logits[..ns * v],
+            )?;
+        }
+        if ns > 0 {
+            st.logits_valid = ns;
+        }
+        Ok(())
+    }
+}

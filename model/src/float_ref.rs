@@ -1,0 +1,387 @@
+//! The f32 reference forward pass (feature `std`): measures how far the
+//! integer model is from float. Never used at run time by the integer path.
+//!
+//! Deterministic on every platform and for every thread count: dot products
+//! use a fixed 8-lane accumulation order, transcendental functions come from
+//! `libm`, and threads only split independent output rows.
+
+use std::vec;
+use std::vec::Vec;
+
+use edgedecoding_kernels::format::ApotWeights;
+use edgedecoding_kernels::lm_head::DerivedHead;
+use edgedecoding_kernels::quant::dequant;
+use edgedecoding_kernels::GROUP;
+
+use crate::config::Config;
+use crate::error::ModelError;
+use crate::weights::Model;
+
+/// Float weights of one layer. Matrices are row-major `[out][in]`.
+#[derive(Clone, Debug)]
+pub struct FloatLayer {
+    /// `[hidden]`
+    pub attn_norm: Vec<f32>,
+    /// `[hidden][hidden]`
+    pub q_w: Vec<f32>,
+    /// `[hidden]`
+    pub q_b: Vec<f32>,
+    /// `[kv_dim][hidden]`
+    pub k_w: Vec<f32>,
+    /// `[kv_dim]`
+    pub k_b: Vec<f32>,
+    /// `[kv_dim][hidden]`
+    pub v_w: Vec<f32>,
+    /// `[kv_dim]`
+    pub v_b: Vec<f32>,
+    /// `[hidden][hidden]`
+    pub o_w: Vec<f32>,
+    /// `[hidden]`
+    pub ffn_norm: Vec<f32>,
+    /// `[ffn][hidden]`
+    pub gate: Vec<f32>,
+    /// `[ffn][hidden]`
+    pub up: Vec<f32>,
+    /// `[hidden][ffn]`
+    pub down: Vec<f32>,
+}
+
+/// A float model (from a checkpoint, the built-in generator, or dequantized
+/// from an integer model).
+#[derive(Clone, Debug)]
+pub struct FloatModel {
+    /// Configuration (`n_kept` rows in `emb`).
+    pub config: Config,
+    /// Embedding `[n_kept][hidden]`.
+    pub emb: Vec<f32>,
+    /// Separate lm_head `[n_kept][hidden]`; `None`: tied to `emb`.
+    pub head: Option<Vec<f32>>,
+    /// Layers.
+    pub layers: Vec<FloatLayer>,
+    /// Final norm gamma.
+    pub final_norm: Vec<f32>,
+    /// RMSNorm epsilon.
+    pub eps: f32,
+    /// Kept full ids when pruned.
+    pub keep: Option<Vec<u32>>,
+}
+
+/// Activation ranges seen by a forward pass, per layer (for calibration).
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// max |q| after bias and RoPE.
+    pub max_q: Vec<f32>,
+    /// max |k| after bias and RoPE.
+    pub max_k: Vec<f32>,
+    /// max |v|.
+    pub max_v: Vec<f32>,
+}
+
+/// `sum a_i b_i` with 8 fixed lanes, then lanes added in order: deterministic
+/// and vectorizable.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let n8 = a.len() / 8 * 8;
+    for (ca, cb) in a[..n8].chunks_exact(8).zip(b[..n8].chunks_exact(8)) {
+        for i in 0..8 {
+            lanes[i] += ca[i] * cb[i];
+        }
+    }
+    let mut s = 0.0f32;
+    for l in lanes {
+        s += l;
+    }
+    for i in n8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// `out[t][r] = dot(x[t], w[r])` for `n` tokens, rows split over threads.
+pub fn matmul(x: &[f32], w: &[f32], k: usize, out: &mut [f32], threads: usize) {
+    let m = w.len() / k;
+    let n = x.len() / k;
+    let parts = threads.clamp(1, m.max(1));
+    let bounds: Vec<usize> = (0..=parts).map(|i| i * m / parts).collect();
+    let cols: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..parts)
+            .map(|p| {
+                let (r0, r1) = (bounds[p], bounds[p + 1]);
+                s.spawn(move || {
+                    let mut buf = vec![0.0f32; n * (r1 - r0)];
+                    for t in 0..n {
+                        let xt = &x[t * k..(t + 1) * k];
+                        for r in r0..r1 {
+                            buf[t * (r1 - r0) + r - r0] = dot(xt, &w[r * k..(r + 1) * k]);
+                        }
+                    }
+                    buf
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("matmul worker"))
+            .collect()
+    });
+    for (p, buf) in cols.iter().enumerate() {
+        let (r0, r1) = (bounds[p], bounds[p + 1]);
+        for t in 0..n {
+            out[t * m + r0..t * m + r1].copy_from_slice(&buf[t * (r1 - r0)..(t + 1) * (r1 - r0)]);
+        }
+    }
+}
+
+fn rmsnorm(x: &[f32], g: &[f32], eps: f32, out: &mut [f32]) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let r = 1.0 / libm::sqrtf(ms + eps);
+    for ((o, &v), &gi) in out.iter_mut().zip(x).zip(g) {
+        *o = v * r * gi;
+    }
+}
+
+fn rope(x: &mut [f32], hd: usize, pos: usize, theta: f32) {
+    let half = hd / 2;
+    for head in x.chunks_exact_mut(hd) {
+        for i in 0..half {
+            let inv = libm::pow(theta as f64, -((2 * i) as f64) / hd as f64);
+            let a = pos as f64 * inv;
+            let (c, s) = (libm::cos(a) as f32, libm::sin(a) as f32);
+            let (x0, x1) = (head[i], head[i + half]);
+            head[i] = x0 * c - x1 * s;
+            head[i + half] = x1 * c + x0 * s;
+        }
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + libm::expf(-x))
+}
+
+impl FloatModel {
+    /// Row index of a full token id.
+    pub fn row_of_token(&self, token: u32) -> Result<usize, ModelError> {
+        if token as usize >= self.config.vocab {
+            return Err(ModelError::TokenOutOfRange {
+                token,
+                vocab: self.config.vocab as u32,
+            });
+        }
+        match &self.keep {
+            None => Ok(token as usize),
+            Some(k) => k
+                .binary_search(&token)
+                .map_err(|_| ModelError::TokenNotKept(token)),
+        }
+    }
+
+    /// Runs the whole sequence `tokens` from position 0 (causal), calls
+    /// `sink(i, logits)` for each `i` in `logits_for` and records activation
+    /// ranges in `stats` if given.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        threads: usize,
+        mut stats: Option<&mut Stats>,
+        logits_for: core::ops::Range<usize>,
+        sink: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), ModelError> {
+        let c = &self.config;
+        let (n, h, kvd, f, hd) = (tokens.len(), c.hidden, c.kv_dim(), c.ffn, c.head_dim);
+        if n == 0 {
+            return Err(ModelError::Empty);
+        }
+        let mut x = vec![0.0f32; n * h];
+        for (t, &tok) in tokens.iter().enumerate() {
+            let r = self.row_of_token(tok)?;
+            x[t * h..(t + 1) * h].copy_from_slice(&self.emb[r * h..(r + 1) * h]);
+        }
+        let mut xn = vec![0.0f32; n * h];
+        let mut q = vec![0.0f32; n * h];
+        let mut k = vec![0.0f32; n * kvd];
+        let mut v = vec![0.0f32; n * kvd];
+        let mut att = vec![0.0f32; n * h];
+        let mut proj = vec![0.0f32; n * h];
+        let mut g = vec![0.0f32; n * f];
+        let mut u = vec![0.0f32; n * f];
+        let group = c.n_heads / c.n_kv_heads;
+        let scale = 1.0 / libm::sqrtf(hd as f32);
+        if let Some(s) = stats.as_deref_mut() {
+            *s = Stats {
+                max_q: vec![0.0; c.n_layers],
+                max_k: vec![0.0; c.n_layers],
+                max_v: vec![0.0; c.n_layers],
+            };
+        }
+        for (l, lw) in self.layers.iter().enumerate() {
+            for t in 0..n {
+                rmsnorm(
+                    &x[t * h..(t + 1) * h],
+                    &lw.attn_norm,
+                    self.eps,
+                    &mut xn[t * h..(t + 1) * h],
+                );
+            }
+            matmul(&xn, &lw.q_w, h, &mut q, threads);
+            matmul(&xn, &lw.k_w, h, &mut k, threads);
+            matmul(&xn, &lw.v_w, h, &mut v, threads);
+            for t in 0..n {
+                for (a, b) in q[t * h..(t + 1) * h].iter_mut().zip(&lw.q_b) {
+                    *a += b;
+                }
+                for (a, b) in k[t * kvd..(t + 1) * kvd].iter_mut().zip(&lw.k_b) {
+                    *a += b;
+                }
+                for (a, b) in v[t * kvd..(t + 1) * kvd].iter_mut().zip(&lw.v_b) {
+                    *a += b;
+                }
+                rope(&mut q[t * h..(t + 1) * h], hd, t, c.rope_theta as f32);
+                rope(&mut k[t * kvd..(t + 1) * kvd], hd, t, c.rope_theta as f32);
+            }
+            if let Some(s) = stats.as_deref_mut() {
+                let mx = |a: &[f32]| a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                s.max_q[l] = mx(&q);
+                s.max_k[l] = mx(&k);
+                s.max_v[l] = mx(&v);
+            }
+            let mut sc = vec![0.0f32; n];
+            for t in 0..n {
+                for hh in 0..c.n_heads {
+                    let kh = hh / group;
+                    let qh = &q[t * h + hh * hd..t * h + (hh + 1) * hd];
+                    let mut mxs = f32::MIN;
+                    for j in 0..=t {
+                        sc[j] = dot(qh, &k[j * kvd + kh * hd..j * kvd + (kh + 1) * hd]) * scale;
+                        mxs = mxs.max(sc[j]);
+                    }
+                    let mut sum = 0.0f32;
+                    for s in sc[..=t].iter_mut() {
+                        *s = libm::expf(*s - mxs);
+                        sum += *s;
+                    }
+                    let o = &mut att[t * h + hh * hd..t * h + (hh + 1) * hd];
+                    o.fill(0.0);
+                    for j in 0..=t {
+                        let p = sc[j] / sum;
+                        for (d, ov) in o.iter_mut().enumerate() {
+                            *ov += p * v[j * kvd + kh * hd + d];
+                        }
+                    }
+                }
+            }
+            matmul(&att, &lw.o_w, h, &mut proj, threads);
+            for (a, b) in x.iter_mut().zip(&proj) {
+                *a += b;
+            }
+            for t in 0..n {
+                rmsnorm(
+                    &x[t * h..(t + 1) * h],
+                    &lw.ffn_norm,
+                    self.eps,
+                    &mut xn[t * h..(t + 1) * h],
+                );
+            }
+            matmul(&xn, &lw.gate, h, &mut g, threads);
+            matmul(&xn, &lw.up, h, &mut u, threads);
+            for (a, b) in g.iter_mut().zip(&u) {
+                *a = silu(*a) * b;
+            }
+            matmul(&g, &lw.down, f, &mut proj, threads);
+            for (a, b) in x.iter_mut().zip(&proj) {
+                *a += b;
+            }
+        }
+        let head = self.head.as_ref().unwrap_or(&self.emb);
+        let mut logits = vec![0.0f32; c.n_kept];
+        for t in logits_for {
+            if t >= n {
+                break;
+            }
+            rmsnorm(
+                &x[t * h..(t + 1) * h],
+                &self.final_norm,
+                self.eps,
+                &mut xn[..h],
+            );
+            matmul(&xn[..h], head, h, &mut logits, threads);
+            sink(t, &logits);
+        }
+        Ok(())
+    }
+
+    /// The float model of an integer model's dequantized weights (norms,
+    /// biases and embedding dequantized; lm_head = the derived APoT head): running
+    /// it isolates the activation-side error of the integer pipeline.
+    pub fn dequantized(m: &Model<'_>) -> Result<Self, ModelError> {
+        let c = m.config;
+        let h = c.hidden;
+        let mat = |w: &dyn Fn(usize, usize) -> (i8, edgedecoding_kernels::format::ApotGroup),
+                   rows: usize,
+                   cols: usize|
+         -> Vec<f32> {
+            let mut out = vec![0.0f32; rows * cols];
+            for r in 0..rows {
+                for g in 0..cols / GROUP {
+                    let (e, grp) = w(r, g);
+                    for i in 0..GROUP {
+                        out[r * cols + g * GROUP + i] =
+                            dequant(grp.codes[i], grp.s1, grp.s2, e) as f32;
+                    }
+                }
+            }
+            out
+        };
+        let am = |a: &edgedecoding_kernels::format::ApotMatrix<'_>| {
+            mat(&|r, g| (a.row(r).0, a.group(r, g, ())), a.rows(), a.cols())
+        };
+        let scale = |v: &[i16], frac: u32| {
+            v.iter()
+                .map(|&x| x as f32 / (1u32 << frac) as f32)
+                .collect::<Vec<f32>>()
+        };
+        let bias = |v: &[i32], frac: u32| {
+            v.iter()
+                .map(|&x| (x as f64 / (1u64 << frac) as f64) as f32)
+                .collect::<Vec<f32>>()
+        };
+        let mut layers = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let lw = m.layer(l)?;
+            let fm = lw.fmt;
+            layers.push(FloatLayer {
+                attn_norm: scale(lw.attn_norm, fm.attn_norm_frac),
+                q_w: am(&lw.q),
+                q_b: bias(lw.q_bias, fm.q_frac),
+                k_w: am(&lw.k),
+                k_b: bias(lw.k_bias, fm.k_frac),
+                v_w: am(&lw.v),
+                v_b: bias(lw.v_bias, fm.v_frac),
+                o_w: am(&lw.o),
+                ffn_norm: scale(lw.ffn_norm, fm.ffn_norm_frac),
+                gate: am(&lw.gate),
+                up: am(&lw.up),
+                down: am(&lw.down),
+            });
+        }
+        let e = libm::ldexp(1.0, m.globals.emb_exp) as f32;
+        let emb: Vec<f32> = m.emb.iter().map(|&v| v as f32 * e).collect();
+        let dh = DerivedHead::new(m.emb, h, m.globals.emb_exp, None)?;
+        let head = mat(
+            &|r, g| {
+                let (e, ctx) = dh.row(r);
+                (e, dh.group(r, g, ctx))
+            },
+            c.n_kept,
+            h,
+        );
+        Ok(FloatModel {
+            config: c,
+            emb,
+            head: Some(head),
+            layers,
+            final_norm: scale(m.final_norm, m.globals.final_norm_frac),
+            eps: (m.globals.eps_q40 as f64 / (1u64 << 40) as f64) as f32,
+            keep: m.keep.map(|k| k.to_vec()),
+        })
+    }
+}

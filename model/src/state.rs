@@ -1,0 +1,242 @@
+//! Run state and KV cache in caller-provided memory.
+
+use edgedecoding_kernels::bfp::BfpBlock;
+use edgedecoding_kernels::TOKENS_PER_PASS;
+
+use crate::config::Config;
+use crate::error::ModelError;
+
+const T: usize = TOKENS_PER_PASS;
+
+/// Splits one byte buffer into typed, aligned slices.
+struct Arena<'s> {
+    rest: &'s mut [u8],
+    used: usize,
+}
+
+impl<'s> Arena<'s> {
+    fn take<U: bytemuck::Pod>(&mut self, n: usize) -> Result<&'s mut [U], ModelError> {
+        let align = core::mem::align_of::<U>();
+        let pad = self.rest.as_ptr().align_offset(align);
+        let bytes = n * core::mem::size_of::<U>();
+        let need = pad + bytes;
+        if need > self.rest.len() {
+            return Err(ModelError::StateTooSmall {
+                need: (self.used + need) as u64,
+                got: (self.used + self.rest.len()) as u64,
+            });
+        }
+        let rest = core::mem::take(&mut self.rest);
+        let (head, tail) = rest.split_at_mut(need);
+        self.rest = tail;
+        self.used += need;
+        let s: &mut [U] =
+            bytemuck::try_cast_slice_mut(&mut head[pad..]).map_err(|_| ModelError::Misaligned)?;
+        s.fill(U::zeroed());
+        Ok(s)
+    }
+}
+
+/// Element counts of every state buffer of a config.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    kv: usize,
+    rope: usize,
+    act: usize,
+    kvnew: usize,
+    ffn: usize,
+    blocks: usize,
+    ctx: usize,
+    logits: usize,
+    head: usize,
+}
+
+impl Sizes {
+    fn of(c: &Config) -> Self {
+        Self {
+            kv: c.n_layers * c.ctx * c.kv_dim(),
+            rope: c.ctx * c.head_dim / 2,
+            act: T * c.hidden,
+            kvnew: T * c.kv_dim(),
+            ffn: T * c.ffn,
+            blocks: T * c.hidden.max(c.ffn) / 8,
+            ctx: c.ctx,
+            logits: T * c.n_kept,
+            head: c.hidden,
+        }
+    }
+}
+
+/// Bytes of state memory a config needs (KV cache, RoPE tables, activations of
+/// one chunk of 8 tokens, logits of 8 tokens), including worst-case alignment
+/// padding. Pass at least this many bytes to [`State::new`].
+pub fn state_bytes(c: &Config) -> usize {
+    let s = Sizes::of(c);
+    let slack = 16 * 8; // one alignment pad per buffer at most
+    2 * s.kv * 2
+        + 2 * s.rope * 2
+        + 5 * s.act * 4
+        + 2 * s.kvnew * 4
+        + 3 * s.ffn * 4
+        + s.blocks * 9
+        + s.ctx * (8 + 2)
+        + s.logits * 4
+        + s.head * 2
+        + slack
+}
+
+/// The decoder's mutable state, borrowed from caller memory.
+///
+/// Buffers (shapes in elements):
+/// * `k_cache`, `v_cache`: `(n_layers, ctx, kv_dim)` i16, grouped-query layout
+///   (2 KV heads for Qwen2.5-0.5B, not widened);
+/// * `cos`, `sin`: `(ctx, head_dim/2)` i16 Q14 RoPE tables;
+/// * `x`: `(8, hidden)` Q12 residual of the current chunk; `xn`, `att`, `proj`
+///   `(8, hidden)` i32; `q` `(8, hidden)` i32; `k_new`, `v_new` `(8, kv_dim)` i32;
+/// * `gate`, `up`, `ffn_h`: `(8, ffn)` i32; `blocks`: `(8, max(hidden, ffn)/8)` BFP;
+/// * `scores` i64, `probs` u16: `(ctx)`; `logits`: `(8, n_kept)` Q12 i32;
+/// * `q16`: `(hidden)` i16, one token's rotated queries.
+pub struct State<'s> {
+    pub(crate) config: Config,
+    pub(crate) k_cache: &'s mut [i16],
+    pub(crate) v_cache: &'s mut [i16],
+    pub(crate) cos: &'s mut [i16],
+    pub(crate) sin: &'s mut [i16],
+    pub(crate) x: &'s mut [i32],
+    pub(crate) xn: &'s mut [i32],
+    pub(crate) att: &'s mut [i32],
+    pub(crate) proj: &'s mut [i32],
+    pub(crate) q: &'s mut [i32],
+    pub(crate) k_new: &'s mut [i32],
+    pub(crate) v_new: &'s mut [i32],
+    pub(crate) gate: &'s mut [i32],
+    pub(crate) up: &'s mut [i32],
+    pub(crate) ffn_h: &'s mut [i32],
+    pub(crate) blocks: &'s mut [BfpBlock],
+    pub(crate) scores: &'s mut [i64],
+    pub(crate) probs: &'s mut [u16],
+    pub(crate) logits: &'s mut [i32],
+    pub(crate) q16: &'s mut [i16],
+    /// Positions filled in the KV cache.
+    pub(crate) pos: usize,
+    /// Tokens of the current (partial) chunk of 8, for accelerator parity.
+    pub(crate) chunk: [u32; T],
+    /// Slots of `logits` holding valid rows, and the position of slot 0.
+    pub(crate) logits_valid: usize,
+}
+
+impl<'s> State<'s> {
+    /// Carves the state out of `mem` (at least [`state_bytes`] bytes) and builds
+    /// the RoPE tables (ROM contents, built once with `libm`).
+    pub fn new(config: &Config, mem: &'s mut [u8]) -> Result<Self, ModelError> {
+        config.validate()?;
+        let s = Sizes::of(config);
+        let mut a = Arena { rest: mem, used: 0 };
+        let mut st = State {
+            config: *config,
+            k_cache: a.take(s.kv)?,
+            v_cache: a.take(s.kv)?,
+            cos: a.take(s.rope)?,
+            sin: a.take(s.rope)?,
+            x: a.take(s.act)?,
+            xn: a.take(s.act)?,
+            att: a.take(s.act)?,
+            proj: a.take(s.act)?,
+            q: a.take(s.act)?,
+            k_new: a.take(s.kvnew)?,
+            v_new: a.take(s.kvnew)?,
+            gate: a.take(s.ffn)?,
+            up: a.take(s.ffn)?,
+            ffn_h: a.take(s.ffn)?,
+            blocks: a.take(s.blocks)?,
+            scores: a.take(s.ctx)?,
+            probs: a.take(s.ctx)?,
+            logits: a.take(s.logits)?,
+            q16: a.take(s.head)?,
+            pos: 0,
+            chunk: [0; T],
+            logits_valid: 0,
+        };
+        edgedecoding_kernels::rope::build_rope_table(
+            config.rope_theta,
+            config.head_dim,
+            config.ctx,
+            st.cos,
+            st.sin,
+        )?;
+        st.reset();
+        Ok(st)
+    }
+
+    /// Forgets every position (the KV cache contents become unreachable).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.chunk = [0; T];
+        self.logits_valid = 0;
+    }
+
+    /// Positions used so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// KV cache capacity.
+    pub fn capacity(&self) -> usize {
+        self.config.ctx
+    }
+
+    /// The K cache rows of layer `l`, `(ctx, kv_dim)`.
+    pub fn k_cache(&self, l: usize) -> &[i16] {
+        let n = self.config.ctx * self.config.kv_dim();
+        &self.k_cache[l * n..(l + 1) * n]
+    }
+
+    /// The V cache rows of layer `l`, `(ctx, kv_dim)`.
+    pub fn v_cache(&self, l: usize) -> &[i16] {
+        let n = self.config.ctx * self.config.kv_dim();
+        &self.v_cache[l * n..(l + 1) * n]
+    }
+}
+
+/// Owned state memory (needs `alloc`): a `u64` buffer, so 8-byte aligned.
+#[cfg(feature = "alloc")]
+pub struct StateMem(alloc::vec::Vec<u64>);
+
+#[cfg(feature = "alloc")]
+impl StateMem {
+    /// Memory for a config.
+    pub fn new(c: &Config) -> Self {
+        Self(alloc::vec![0u64; state_bytes(c).div_ceil(8)])
+    }
+    /// The bytes.
+    pub fn bytes(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `state_bytes` is enough at every base alignment, and one byte less fails
+    /// for an aligned base.
+    #[test]
+    fn state_bytes_is_exact_enough() {
+        for c in [
+            Config::tiny(),
+            Config {
+                ctx: 7,
+                ..Config::tiny()
+            },
+            Config::qwen2_5_0_5b(16),
+        ] {
+            let n = state_bytes(&c);
+            let mut buf = std::vec![0u64; n / 8 + 2];
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+            for off in 0..8 {
+                State::new(&c, &mut bytes[off..off + n]).unwrap();
+            }
+            assert!(State::new(&c, &mut bytes[..n - 16 * 8 - 1]).is_err());
+        }
+    }
+}

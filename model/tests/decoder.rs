@@ -1,0 +1,173 @@
+//! Equivalence of every execution path against the plain incremental decoder.
+
+mod common;
+
+use common::{tiny, tokens};
+use edgedecoding_model::owned::OwnedHead;
+use edgedecoding_model::parallel::Threaded;
+use edgedecoding_model::{Backend, Decoder, Head, Model, ModelError, Serial, State, StateMem};
+
+/// Runs `toks` one by one through `decode`, returning (greedy next tokens,
+/// logits after each token, final K cache of every layer).
+fn run_incremental<B: Backend>(
+    m: Model<'_>,
+    head: Head<'_>,
+    be: B,
+    toks: &[u32],
+) -> (Vec<u32>, Vec<Vec<i32>>, Vec<i16>) {
+    let mut mem = StateMem::new(&m.config);
+    let st = State::new(&m.config, mem.bytes()).unwrap();
+    let mut d = Decoder::new(m, head, st, be).unwrap();
+    let mut next = vec![];
+    let mut logits = vec![];
+    for &t in toks {
+        next.push(d.decode(t).unwrap());
+        logits.push(d.logits().to_vec());
+    }
+    let kc = (0..m.config.n_layers)
+        .flat_map(|l| d.state().k_cache(l)[..toks.len() * m.config.kv_dim()].to_vec())
+        .collect();
+    (next, logits, kc)
+}
+
+#[test]
+fn chunked_prefill_equals_token_by_token() {
+    let buf = tiny(64);
+    let m = buf.model().unwrap();
+    let toks = tokens(37, 256, 1);
+    let (next, logits, kc) = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
+    // all at once: chunks of 8 (positions 0..8, 8..16, ...)
+    let mut mem = StateMem::new(&m.config);
+    let mut d = Decoder::new(
+        m,
+        Head::derived(&m).unwrap(),
+        State::new(&m.config, mem.bytes()).unwrap(),
+        Serial,
+    )
+    .unwrap();
+    let mut all = vec![vec![]; toks.len()];
+    let nt = d
+        .prefill_all(&toks, &mut |i, l| all[i] = l.to_vec())
+        .unwrap();
+    assert_eq!(nt, *next.last().unwrap());
+    assert_eq!(all, logits, "per-position logits differ");
+    let kc2: Vec<i16> = (0..m.config.n_layers)
+        .flat_map(|l| d.state().k_cache(l)[..toks.len() * m.config.kv_dim()].to_vec())
+        .collect();
+    assert_eq!(kc, kc2, "KV cache differs");
+    // split at an unaligned point: 5 then 32 (chunks 0..5, 5..8, 8..16, ...)
+    d.reset();
+    d.prefill(&toks[..5]).unwrap();
+    let nt2 = d.prefill(&toks[5..]).unwrap();
+    assert_eq!(nt2, nt);
+    assert_eq!(d.logits(), logits.last().unwrap().as_slice());
+}
+
+#[test]
+fn parity_decode_equals_incremental() {
+    let buf = tiny(64);
+    let m = buf.model().unwrap();
+    let toks = tokens(30, 256, 2);
+    let (next, logits, _) = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
+    let mut mem = StateMem::new(&m.config);
+    let mut d = Decoder::new(
+        m,
+        Head::derived(&m).unwrap(),
+        State::new(&m.config, mem.bytes()).unwrap(),
+        Serial,
+    )
+    .unwrap();
+    // prefill 3 then parity-decode the rest, and greedy continuation past the prompt
+    d.prefill(&toks[..3]).unwrap();
+    for (i, &t) in toks.iter().enumerate().skip(3) {
+        assert_eq!(d.decode_parity(t).unwrap(), next[i], "token {i}");
+        assert_eq!(d.logits(), logits[i].as_slice(), "logits {i}");
+    }
+    // greedy generation: parity vs incremental
+    let mut a = d.decode_parity(next[29]).unwrap();
+    let (n2, _, _) = run_incremental(
+        m,
+        Head::derived(&m).unwrap(),
+        Serial,
+        &[toks.clone(), vec![next[29]]].concat(),
+    );
+    assert_eq!(a, n2[30]);
+    for _ in 0..10 {
+        a = d.decode_parity(a).unwrap();
+    }
+    assert_eq!(d.pos(), 41);
+}
+
+#[test]
+fn threads_and_packed_head_equal_serial() {
+    let buf = tiny(64);
+    let m = buf.model().unwrap();
+    let toks = tokens(20, 256, 3);
+    let want = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
+    let owned = OwnedHead::derive(&m).unwrap();
+    assert_eq!(
+        run_incremental(m, Head::Packed(owned.matrix()), Serial, &toks),
+        want
+    );
+    for n in [1, 2, 3, 4, 7] {
+        assert_eq!(
+            run_incremental(m, Head::derived(&m).unwrap(), Threaded::new(n), &toks),
+            want,
+            "threads {n}"
+        );
+    }
+}
+
+#[test]
+fn bad_tokens_and_full_context_leave_state_unchanged() {
+    let buf = tiny(16);
+    let m = buf.model().unwrap();
+    let mut mem = StateMem::new(&m.config);
+    let mut d = Decoder::new(
+        m,
+        Head::derived(&m).unwrap(),
+        State::new(&m.config, mem.bytes()).unwrap(),
+        Serial,
+    )
+    .unwrap();
+    d.prefill(&[1, 2, 3]).unwrap();
+    let before = d.logits().to_vec();
+    assert_eq!(
+        d.decode(256),
+        Err(ModelError::TokenOutOfRange {
+            token: 256,
+            vocab: 256
+        })
+    );
+    assert_eq!(
+        d.prefill(&[4, 5, 999]),
+        Err(ModelError::TokenOutOfRange {
+            token: 999,
+            vocab: 256
+        })
+    );
+    assert_eq!(d.prefill(&[]), Err(ModelError::Empty));
+    assert_eq!(
+        d.prefill(&[1; 14]),
+        Err(ModelError::ContextFull {
+            pos: 3,
+            requested: 14,
+            capacity: 16
+        })
+    );
+    assert_eq!(d.pos(), 3);
+    assert_eq!(d.logits(), before.as_slice());
+    d.prefill(&[1; 13]).unwrap();
+    assert_eq!(d.pos(), 16);
+    assert!(matches!(d.decode(1), Err(ModelError::ContextFull { .. })));
+    assert!(matches!(
+        d.decode_parity(1),
+        Err(ModelError::ContextFull { .. })
+    ));
+    // state too small
+    let mut small = vec![0u8; 100];
+    assert!(matches!(
+        State::new(&m.config, &mut small),
+        Err(ModelError::StateTooSmall { .. })
+    ));
+}
