@@ -1,1 +1,489 @@
-fn main() {}
+//! `edgedecoding`: run, convert, benchmark and inspect the integer model.
+
+mod source;
+mod text;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use edgedecoding_model::float_ref::FloatModel;
+use edgedecoding_model::parallel::Threaded;
+use edgedecoding_model::{Decoder, State, StateMem};
+
+use source::{Builtin, Loaded};
+
+/// Bit-exact integer reference of the EdgeDecoding accelerator (Qwen2.5-0.5B).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// Model: a `.edq` file. Without it, the built-in model (no download).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Which built-in model when no --model is given.
+    #[arg(long, value_enum, default_value_t = Builtin::Small)]
+    builtin: Builtin,
+    /// Seed of the built-in model.
+    #[arg(long, default_value_t = edgedecoding_model::builtin::DEFAULT_SEED)]
+    seed: u64,
+    /// Worker threads (results are identical for any count).
+    #[arg(long, short = 't', default_value_t = default_threads())]
+    threads: usize,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Compute only the new position (fast).
+    Incremental,
+    /// Re-run the current chunk of 8 positions every step, like the accelerator.
+    Parity,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate text after a prompt (greedy by default), streamed.
+    Generate {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// The prompt.
+        #[arg(long, short, default_value = "The capital of France is")]
+        prompt: String,
+        /// Tokens to generate.
+        #[arg(long, short = 'n', default_value_t = 32)]
+        max_tokens: usize,
+        /// Decode mode.
+        #[arg(long, value_enum, default_value_t = Mode::Incremental)]
+        mode: Mode,
+        /// Sampling temperature (0 = greedy, the accelerator's behaviour).
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Keep only the k most likely tokens when sampling (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Nucleus sampling threshold (1 = off).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 1)]
+        sample_seed: u64,
+    },
+    /// Interactive chat on stdin/stdout until the context is full.
+    Chat {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Tokens per answer at most.
+        #[arg(long, short = 'n', default_value_t = 128)]
+        max_tokens: usize,
+    },
+    /// Perplexity of a text file (integer model, or the float reference).
+    Perplexity {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// UTF-8 text file.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Window length in tokens.
+        #[arg(long, default_value_t = 512)]
+        window: usize,
+        /// At most this many windows (0 = all).
+        #[arg(long, default_value_t = 0)]
+        max_windows: usize,
+        /// Use the f32 reference on the original float weights instead
+        /// (built-in model or a checkpoint).
+        #[arg(long)]
+        float: bool,
+    },
+    /// Prefill and decode speed (tokens per second), like llama-bench.
+    Bench {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Prompt tokens to prefill.
+        #[arg(long, short = 'p', default_value_t = 64)]
+        prefill: usize,
+        /// Tokens to decode.
+        #[arg(long, short = 'n', default_value_t = 16)]
+        decode: usize,
+        /// Thread counts to measure.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
+        thread_counts: Vec<usize>,
+    },
+    /// Summary of a model file.
+    Inspect {
+        #[command(flatten)]
+        m: ModelArgs,
+    },
+    /// Write a model to `.edq` (from the built-in generator).
+    Convert {
+        #[command(flatten)]
+        m: ModelArgs,
+        /// Output `.edq` path.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Generate {
+            m,
+            prompt,
+            max_tokens,
+            mode,
+            temperature,
+            top_k,
+            top_p,
+            sample_seed,
+        } => {
+            let loaded = source::load(&m)?;
+            generate(
+                &loaded,
+                &m,
+                &prompt,
+                max_tokens,
+                mode,
+                text::Sampler::new(temperature, top_k, top_p, sample_seed)?,
+            )
+        }
+        Cmd::Chat { m, max_tokens } => chat(&source::load(&m)?, &m, max_tokens),
+        Cmd::Perplexity {
+            m,
+            file,
+            window,
+            max_windows,
+            float,
+        } => perplexity(&m, &file, window, max_windows, float),
+        Cmd::Bench {
+            m,
+            prefill,
+            decode,
+            thread_counts,
+        } => bench(&source::load(&m)?, prefill, decode, &thread_counts),
+        Cmd::Inspect { m } => inspect(&source::load(&m)?),
+        Cmd::Convert { m, out } => {
+            let loaded = source::load(&m)?;
+            source::write_atomic(&out, loaded.buf.bytes())?;
+            eprintln!(
+                "wrote {} ({} bytes)",
+                out.display(),
+                loaded.buf.bytes().len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn generate(
+    l: &Loaded,
+    m: &ModelArgs,
+    prompt: &str,
+    max_tokens: usize,
+    mode: Mode,
+    mut sampler: text::Sampler,
+) -> Result<()> {
+    let model = l.model()?;
+    let head = l.head(&model, m.threads)?;
+    let mut mem = StateMem::new(&model.config);
+    let mut d = Decoder::new(
+        model,
+        head,
+        State::new(&model.config, mem.bytes())?,
+        Threaded::new(m.threads),
+    )?;
+    let toks = l.tok.encode(prompt);
+    if toks.is_empty() {
+        bail!("the prompt encodes to no tokens");
+    }
+    let t0 = Instant::now();
+    let mut next = d.prefill(&toks)?;
+    let t_prefill = t0.elapsed();
+    next = sampler.pick(d.logits(), &model, next);
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt}")?;
+    let mut produced = vec![];
+    let t1 = Instant::now();
+    for _ in 0..max_tokens {
+        if l.tok.is_end(next) {
+            break;
+        }
+        produced.push(next);
+        write!(out, "{}", l.tok.decode_stream(&produced))?;
+        out.flush()?;
+        if d.pos() >= model.config.ctx {
+            eprintln!("\n[context full: {} positions]", model.config.ctx);
+            break;
+        }
+        next = match mode {
+            Mode::Incremental => d.decode(next)?,
+            Mode::Parity => d.decode_parity(next)?,
+        };
+        next = sampler.pick(d.logits(), &model, next);
+    }
+    let t_dec = t1.elapsed();
+    writeln!(out)?;
+    eprintln!(
+        "[{} prompt tokens in {:.2} s ({:.1} tok/s), {} generated in {:.2} s ({:.1} tok/s), {} threads]",
+        toks.len(),
+        t_prefill.as_secs_f64(),
+        toks.len() as f64 / t_prefill.as_secs_f64(),
+        produced.len(),
+        t_dec.as_secs_f64(),
+        produced.len() as f64 / t_dec.as_secs_f64().max(1e-9),
+        m.threads
+    );
+    Ok(())
+}
+
+fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
+    let model = l.model()?;
+    let head = l.head(&model, m.threads)?;
+    let mut mem = StateMem::new(&model.config);
+    let mut d = Decoder::new(
+        model,
+        head,
+        State::new(&model.config, mem.bytes())?,
+        Threaded::new(m.threads),
+    )?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "[chat with {}; {} positions of context; empty line or EOF ends]",
+        l.name, model.config.ctx
+    )?;
+    let mut first = true;
+    for line in stdin.lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            break;
+        }
+        let toks = l.tok.chat_turn(&line, first);
+        first = false;
+        if d.pos() + toks.len() + 1 > model.config.ctx {
+            writeln!(
+                out,
+                "[context full: {} of {} positions used; start a new chat]",
+                d.pos(),
+                model.config.ctx
+            )?;
+            break;
+        }
+        let mut next = d.prefill(&toks)?;
+        let mut produced = vec![];
+        for _ in 0..max_tokens {
+            if l.tok.is_end(next) || d.pos() >= model.config.ctx {
+                break;
+            }
+            produced.push(next);
+            write!(out, "{}", l.tok.decode_stream(&produced))?;
+            out.flush()?;
+            next = d.decode(next)?;
+        }
+        if d.pos() >= model.config.ctx {
+            writeln!(
+                out,
+                "\n[context full: {} positions; start a new chat]",
+                model.config.ctx
+            )?;
+            break;
+        }
+        // close the turn like the template does
+        let end = l.tok.end_of_turn();
+        if !end.is_empty() && d.pos() + end.len() <= model.config.ctx {
+            d.prefill(&end)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn perplexity(
+    m: &ModelArgs,
+    file: &std::path::Path,
+    window: usize,
+    max_windows: usize,
+    float: bool,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let l = source::load(m)?;
+    let model = l.model()?;
+    let toks = l.tok.encode(&text);
+    let window = window.min(model.config.ctx);
+    if window < 2 {
+        bail!("window must be at least 2 tokens");
+    }
+    let mut windows: Vec<&[u32]> = toks.chunks_exact(window).collect();
+    if max_windows > 0 {
+        windows.truncate(max_windows);
+    }
+    if windows.is_empty() {
+        bail!(
+            "{} has {} tokens, fewer than one window of {window}",
+            file.display(),
+            toks.len()
+        );
+    }
+    let bar = source::bar(windows.len() as u64, "windows");
+    let (mut nll, mut count) = (0.0f64, 0usize);
+    if float {
+        let fm: FloatModel = l.float_model(m)?;
+        for w in &windows {
+            fm.forward(w, m.threads, None, 0..w.len() - 1, &mut |i, lg| {
+                nll += text::nll_f32(lg, model.row_of_token(w[i + 1]).unwrap_or(0));
+                count += 1;
+            })?;
+            bar.inc(1);
+        }
+    } else {
+        let head = l.head(&model, m.threads)?;
+        let mut mem = StateMem::new(&model.config);
+        let mut d = Decoder::new(
+            model,
+            head,
+            State::new(&model.config, mem.bytes())?,
+            Threaded::new(m.threads),
+        )?;
+        for w in &windows {
+            d.reset();
+            d.prefill_all(w, &mut |i, lg| {
+                if i + 1 < w.len() {
+                    nll += text::nll_q12(lg, model.row_of_token(w[i + 1]).unwrap_or(0));
+                    count += 1;
+                }
+            })?;
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let ppl = (nll / count as f64).exp();
+    println!(
+        "{} perplexity: {ppl:.4} over {count} predictions ({} windows of {window} tokens)",
+        if float { "float" } else { "integer" },
+        windows.len()
+    );
+    Ok(())
+}
+
+fn bench(l: &Loaded, prefill: usize, decode: usize, thread_counts: &[usize]) -> Result<()> {
+    let model = l.model()?;
+    let c = model.config;
+    if prefill + decode > c.ctx {
+        bail!(
+            "prefill {prefill} + decode {decode} exceeds the context {}",
+            c.ctx
+        );
+    }
+    let prompt: Vec<u32> = (0..prefill as u32)
+        .map(|i| model.token_of_row((i as usize * 7919) % c.n_kept))
+        .collect();
+    println!(
+        "model: {} ({} layers, hidden {}, ffn {}, vocab {} kept of {}, ctx {})",
+        l.name, c.n_layers, c.hidden, c.ffn, c.n_kept, c.vocab, c.ctx
+    );
+    println!("| threads | test | tokens | seconds | tok/s |");
+    println!("|---|---|---|---|---|");
+    for &t in thread_counts {
+        let head = l.head(&model, t)?;
+        let mut mem = StateMem::new(&c);
+        let mut d = Decoder::new(model, head, State::new(&c, mem.bytes())?, Threaded::new(t))?;
+        let t0 = Instant::now();
+        let mut next = if prefill > 0 {
+            d.prefill(&prompt)?
+        } else {
+            d.prefill(
+                &prompt[..0]
+                    .iter()
+                    .copied()
+                    .chain([model.token_of_row(0)])
+                    .collect::<Vec<_>>(),
+            )?
+        };
+        let tp = t0.elapsed().as_secs_f64();
+        if prefill > 0 {
+            println!(
+                "| {t} | prefill pp{prefill} | {prefill} | {tp:.3} | {:.2} |",
+                prefill as f64 / tp
+            );
+        }
+        let t1 = Instant::now();
+        for _ in 0..decode {
+            next = d.decode(next)?;
+        }
+        let td = t1.elapsed().as_secs_f64();
+        println!(
+            "| {t} | decode tg{decode} | {decode} | {td:.3} | {:.2} |",
+            decode as f64 / td
+        );
+    }
+    Ok(())
+}
+
+fn inspect(l: &Loaded) -> Result<()> {
+    let model = l.model()?;
+    let c = model.config;
+    let f = model.file();
+    let bytes = f.bytes().len();
+    let mut weights = 0u64;
+    let mut wbytes = 0u64;
+    let mut emb_bytes = 0u64;
+    for i in 0..f.len() {
+        let e = f.entry(i)?;
+        match e.dtype {
+            edgedecoding_model::edq::DType::ApotCodes => {
+                weights += e.rows * e.cols;
+                wbytes += e.data.len() as u64;
+            }
+            edgedecoding_model::edq::DType::ApotExps => wbytes += e.data.len() as u64,
+            _ if e.name.as_bytes().ends_with(b".rexp") => wbytes += e.data.len() as u64,
+            _ if e.name.as_bytes() == b"token_embd" => emb_bytes += e.data.len() as u64,
+            _ => {}
+        }
+    }
+    println!("model          {}", l.name);
+    println!(
+        "file size      {bytes} bytes ({:.1} MiB)",
+        bytes as f64 / 1048576.0
+    );
+    println!("layers         {}", c.n_layers);
+    println!("hidden / ffn   {} / {}", c.hidden, c.ffn);
+    println!(
+        "heads          {} query, {} key/value, head dim {}",
+        c.n_heads, c.n_kv_heads, c.head_dim
+    );
+    println!("vocabulary     {} ({} kept)", c.vocab, c.n_kept);
+    println!("context        {}", c.ctx);
+    println!("rope theta     {}", c.rope_theta);
+    println!(
+        "embedding      10-bit codes x 2^{} ({emb_bytes} bytes as int16)",
+        model.globals.emb_exp
+    );
+    println!("weights        {weights} in {wbytes} bytes: {:.3} bits/weight (codes, exponents, row exponents)", wbytes as f64 * 8.0 / weights.max(1) as f64);
+    println!("tokenizer      {}", l.tok.describe());
+    for li in 0..c.n_layers {
+        let fm = model.layer(li)?.fmt;
+        println!(
+            "layer {li:>3}      q/k/v frac {}/{}/{}, norm gamma frac {}/{}",
+            fm.q_frac, fm.k_frac, fm.v_frac, fm.attn_norm_frac, fm.ffn_norm_frac
+        );
+    }
+    Ok(())
+}

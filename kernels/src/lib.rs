@@ -33,6 +33,7 @@ pub mod residual;
 pub mod rmsnorm;
 pub mod rope;
 pub mod round;
+pub mod selftest;
 pub mod silu;
 pub mod tables;
 

@@ -52,14 +52,14 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn of(c: &Config) -> Self {
+    const fn of(c: &Config) -> Self {
         Self {
             kv: c.n_layers * c.ctx * c.kv_dim(),
             rope: c.ctx * c.head_dim / 2,
             act: T * c.hidden,
             kvnew: T * c.kv_dim(),
             ffn: T * c.ffn,
-            blocks: T * c.hidden.max(c.ffn) / 8,
+            blocks: T * (if c.hidden > c.ffn { c.hidden } else { c.ffn }) / 8,
             ctx: c.ctx,
             logits: T * c.n_kept,
             head: c.hidden,
@@ -70,7 +70,7 @@ impl Sizes {
 /// Bytes of state memory a config needs (KV cache, RoPE tables, activations of
 /// one chunk of 8 tokens, logits of 8 tokens), including worst-case alignment
 /// padding. Pass at least this many bytes to [`State::new`].
-pub fn state_bytes(c: &Config) -> usize {
+pub const fn state_bytes(c: &Config) -> usize {
     let s = Sizes::of(c);
     let slack = 16 * 8; // one alignment pad per buffer at most
     2 * s.kv * 2

@@ -1,0 +1,218 @@
+//! Where a model comes from: a `.edq` file or the built-in generator.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use edgedecoding_model::builtin::{float_model, generate};
+use edgedecoding_model::float_ref::FloatModel;
+use edgedecoding_model::owned::{ModelBuf, OwnedHead};
+use edgedecoding_model::{Config, Head, Model};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::text::{ByteTokenizer, Tokenizer};
+use crate::ModelArgs;
+
+/// Built-in model sizes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Builtin {
+    /// 2 layers, hidden 64, byte vocabulary (tests).
+    Tiny,
+    /// 4 layers, hidden 256, byte vocabulary, 1024 positions (the default).
+    Small,
+    /// The full Qwen2.5-0.5B shape (24 layers, hidden 896, vocab 151936),
+    /// random weights; generated once (about a minute) and cached.
+    Full,
+}
+
+impl Builtin {
+    /// Its configuration.
+    pub fn config(self) -> Config {
+        match self {
+            Builtin::Tiny => Config {
+                ctx: 256,
+                ..Config::tiny()
+            },
+            Builtin::Small => Config {
+                n_layers: 4,
+                hidden: 256,
+                ffn: 768,
+                n_heads: 4,
+                n_kv_heads: 2,
+                head_dim: 64,
+                vocab: 256,
+                n_kept: 256,
+                rope_theta: 1_000_000,
+                ctx: 1024,
+            },
+            Builtin::Full => Config::qwen2_5_0_5b(1024),
+        }
+    }
+}
+
+/// A loaded model with its tokenizer.
+pub struct Loaded {
+    pub name: String,
+    pub buf: ModelBuf,
+    pub tok: Box<dyn Tokenizer>,
+    head: OnceLock<OwnedHead>,
+    builtin: Option<(Builtin, u64)>,
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b.set_message(what.to_string());
+    b
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("EDGEDECODING_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            home.join(".cache").join("edgedecoding")
+        })
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a failure
+/// never leaves a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {
+    let cfg = b.config();
+    let pb = bar(cfg.n_layers as u64, "quantize");
+    let bytes = generate(&cfg, seed, threads, &mut |stage, done, total| {
+        pb.set_message(stage.to_string());
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    })?;
+    pb.finish_and_clear();
+    Ok(bytes)
+}
+
+/// Loads `--model` or the built-in model.
+pub fn load(m: &ModelArgs) -> Result<Loaded> {
+    let (name, buf, builtin) = match &m.model {
+        Some(p) => {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if p.is_dir() || ext == "gguf" || ext == "safetensors" {
+                bail!("{}: checkpoints must be converted first (GGUF and Hugging Face conversion is not in this build); pass a .edq file", p.display());
+            }
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
+        }
+        None => {
+            let b = m.builtin;
+            let name = format!("built-in {b:?} (seed {:#x})", m.seed).to_lowercase();
+            let bytes = if b == Builtin::Full {
+                let path = cache_dir().join(format!("builtin-full-{:016x}.edq", m.seed));
+                match std::fs::read(&path) {
+                    Ok(bytes)
+                        if Model::from_bytes(ModelBuf::from_bytes(&bytes).bytes()).is_ok() =>
+                    {
+                        bytes
+                    }
+                    _ => {
+                        eprintln!(
+                            "generating the full-size built-in model (cached at {})",
+                            path.display()
+                        );
+                        let bytes = generate_builtin(b, m.seed, m.threads)?;
+                        write_atomic(&path, &bytes)?;
+                        bytes
+                    }
+                }
+            } else {
+                generate_builtin(b, m.seed, m.threads)?
+            };
+            (name, ModelBuf::from_bytes(&bytes), Some((b, m.seed)))
+        }
+    };
+    // validate now so errors name the file
+    buf.model().with_context(|| format!("loading {name}"))?;
+    let tok: Box<dyn Tokenizer> = Box::new(ByteTokenizer::for_vocab(buf.model()?.config.vocab)?);
+    Ok(Loaded {
+        name,
+        buf,
+        tok,
+        head: OnceLock::new(),
+        builtin,
+    })
+}
+
+impl Loaded {
+    /// The model view.
+    pub fn model(&self) -> Result<Model<'_>> {
+        Ok(self.buf.model()?)
+    }
+
+    /// The lm_head, derived once from the embedding on `threads` threads.
+    pub fn head<'a>(&'a self, model: &Model<'a>, threads: usize) -> Result<Head<'a>> {
+        if self.head.get().is_none() {
+            let rows = model.config.n_kept;
+            let parts = threads.clamp(1, 64);
+            let chunk = rows.div_ceil(parts).div_ceil(4) * 4;
+            let ranges: Vec<_> = (0..rows)
+                .step_by(chunk.max(1))
+                .map(|r| r..(r + chunk).min(rows))
+                .collect();
+            let results: Vec<_> = std::thread::scope(|s| {
+                let hs: Vec<_> = ranges
+                    .iter()
+                    .map(|r| s.spawn(|| OwnedHead::derive_rows(model, r.clone())))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| {
+                        h.join()
+                            .map_err(|_| anyhow::anyhow!("head worker panicked"))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            let parts = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let _ = self
+                .head
+                .set(OwnedHead::from_parts(rows, model.config.hidden, parts)?);
+        }
+        let h = self
+            .head
+            .get()
+            .ok_or_else(|| anyhow::anyhow!("head not derived"))?;
+        Ok(Head::Packed(h.matrix()))
+    }
+
+    /// The float model for `--float`.
+    pub fn float_model(&self, m: &ModelArgs) -> Result<FloatModel> {
+        match self.builtin {
+            Some((b, seed)) => Ok(float_model(&b.config(), seed)?),
+            None => bail!("--float needs the original float weights: use the built-in model (no --model) or a checkpoint; `{}` holds only integer weights", self.name),
+        }
+        .map(|f| {
+            let _ = m;
+            f
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! Tokenizers, sampling and log-likelihoods for the CLI.
+
+use anyhow::{bail, Result};
+use edgedecoding_model::Model;
+
+/// Text <-> token ids.
+pub trait Tokenizer {
+    /// Encodes text.
+    fn encode(&self, text: &str) -> Vec<u32>;
+    /// The printable text of the last token(s) of a growing sequence (handles
+    /// tokens that end inside a UTF-8 character).
+    fn decode_stream(&self, tokens: &[u32]) -> String;
+    /// End of generation.
+    fn is_end(&self, token: u32) -> bool;
+    /// Tokens of one user turn (chat template) followed by the assistant header.
+    fn chat_turn(&self, user: &str, first: bool) -> Vec<u32>;
+    /// Tokens that close the assistant's turn.
+    fn end_of_turn(&self) -> Vec<u32>;
+    /// One-line description.
+    fn describe(&self) -> String;
+}
+
+/// Bytes as tokens: the tokenizer of the built-in byte-vocabulary models.
+pub struct ByteTokenizer;
+
+impl ByteTokenizer {
+    /// Only for models whose vocabulary is exactly the 256 byte values.
+    pub fn for_vocab(vocab: usize) -> Result<Self> {
+        if vocab != 256 {
+            bail!("this model has a vocabulary of {vocab} ids but no tokenizer; the byte tokenizer needs vocab 256 (tokenizers of real checkpoints are not in this build)");
+        }
+        Ok(Self)
+    }
+}
+
+impl Tokenizer for ByteTokenizer {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        text.bytes().map(u32::from).collect()
+    }
+    fn decode_stream(&self, tokens: &[u32]) -> String {
+        // print the newest byte; bytes outside printable ASCII as escapes
+        match tokens.last() {
+            Some(&b) if (0x20..0x7f).contains(&b) || b == b'\n' as u32 => {
+                (b as u8 as char).to_string()
+            }
+            Some(&b) => format!("\\x{b:02x}"),
+            None => String::new(),
+        }
+    }
+    fn is_end(&self, _: u32) -> bool {
+        false
+    }
+    fn chat_turn(&self, user: &str, _: bool) -> Vec<u32> {
+        format!("{user}\n").bytes().map(u32::from).collect()
+    }
+    fn end_of_turn(&self) -> Vec<u32> {
+        vec![b'\n' as u32]
+    }
+    fn describe(&self) -> String {
+        "bytes (built-in model)".into()
+    }
+}
+
+/// Greedy or temperature / top-k / top-p sampling from Q12 logits.
+pub struct Sampler {
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    state: u64,
+}
+
+impl Sampler {
+    pub fn new(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> Result<Self> {
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            bail!("--temperature must be >= 0");
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            bail!("--top-p must be in (0, 1]");
+        }
+        Ok(Self {
+            temperature,
+            top_k,
+            top_p,
+            state: seed ^ 0x9e37_79b9_7f4a_7c15,
+        })
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.state = self
+            .state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The next token: `greedy` when the temperature is 0, else a sample.
+    pub fn pick(&mut self, logits: &[i32], model: &Model<'_>, greedy: u32) -> u32 {
+        if self.temperature == 0.0 {
+            return greedy;
+        }
+        let mut idx: Vec<usize> = (0..logits.len()).collect();
+        idx.sort_by(|&a, &b| logits[b].cmp(&logits[a]).then(a.cmp(&b)));
+        if self.top_k > 0 {
+            idx.truncate(self.top_k);
+        }
+        let mx = logits[idx[0]] as f64 / 4096.0;
+        let mut p: Vec<f64> = idx
+            .iter()
+            .map(|&i| ((logits[i] as f64 / 4096.0 - mx) / self.temperature as f64).exp())
+            .collect();
+        let sum: f64 = p.iter().sum();
+        let mut acc = 0.0;
+        let mut keep = p.len();
+        for (k, v) in p.iter_mut().enumerate() {
+            *v /= sum;
+            acc += *v;
+            if acc >= self.top_p as f64 {
+                keep = k + 1;
+                break;
+            }
+        }
+        let total: f64 = p[..keep].iter().sum();
+        let mut r = self.uniform() * total;
+        for k in 0..keep {
+            r -= p[k];
+            if r <= 0.0 {
+                return model.token_of_row(idx[k]);
+            }
+        }
+        model.token_of_row(idx[keep - 1])
+    }
+}
+
+/// Negative log-likelihood of row `target` under Q12 logits.
+pub fn nll_q12(logits: &[i32], target: usize) -> f64 {
+    let mx = logits.iter().copied().max().unwrap_or(0) as f64 / 4096.0;
+    let lse = logits
+        .iter()
+        .map(|&v| (v as f64 / 4096.0 - mx).exp())
+        .sum::<f64>()
+        .ln()
+        + mx;
+    lse - logits[target] as f64 / 4096.0
+}
+
+/// Negative log-likelihood of row `target` under float logits.
+pub fn nll_f32(logits: &[f32], target: usize) -> f64 {
+    let mx = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let lse = logits
+        .iter()
+        .map(|&v| (v as f64 - mx).exp())
+        .sum::<f64>()
+        .ln()
+        + mx;
+    lse - logits[target] as f64
+}
