@@ -738,7 +738,7 @@ fn m_softmax(out: &mut Vec<Line>) {
     let mut p = vec![0u16; 4096];
     for case in 0..3000 {
         let len = [1usize, 2, 3, 8, 64, 192, 1024, 4096][case % 8];
-        let frac = [0u32, 8, 19, 24, 30, 36][rng.below(6) as usize];
+        let frac = [0u32, 8, 19, 24, 30, 35][rng.below(6) as usize];
         let std = [0.1f64, 1.0, 4.0, 16.0][rng.below(4) as usize];
         for v in s[..len].iter_mut() {
             *v = libm::round(libm::ldexp(rng.gauss() * std, frac as i32)) as i64;
@@ -789,7 +789,7 @@ fn m_softmax(out: &mut Vec<Line>) {
         rel: format!("{} (p ≥ 1/64)", e3(worst_rel)),
         cond: format!(
             "{rows} rows, len ∈ {{1,2,3,8,64,192,1024,4096}} + one row of 65536 equal scores, \
-             score_frac ∈ {{0,8,19,24,30,36}}, scores N(0,σ²), σ ∈ {{0.1,1,4,16}}, i64 extremes, ties; \
+             score_frac ∈ {{0,8,19,24,30,35}}, scores N(0,σ²), σ ∈ {{0.1,1,4,16}}, i64 extremes, ties; \
              |Σp − 2^15| ≤ {worst_sum} LSB (≤ {worst_sum_rel:.3} LSB per entry)"
         ),
     });

@@ -9,14 +9,38 @@ use crate::KernelError;
 pub const LOG2E_Q16: i64 = 94548;
 
 /// Largest score fraction `F` accepted by [`softmax_q15`]: the clamp of the
-/// score distance at `2^40` must still give a zero weight (SPEC §7.2).
-pub const SCORE_FRAC_MAX: u32 = 36;
+/// score distance at `2^40` must still give a zero weight, i.e.
+/// `2^40 · log2(e) · 2^-F >= 25` (SPEC §7.2).
+pub const SCORE_FRAC_MAX: u32 = 35;
 
 /// Longest softmax row (and attention context).
 pub const MAX_LEN: usize = 1 << 16;
 
 /// Probabilities are `u16` in Q15: `p in [0, 32768]` means `p / 2^15`.
 pub const PROB_FRAC: u32 = 15;
+
+/// Fraction bits of the unnormalized softmax weights `e_j` (Q23, at most 2^23).
+pub const WEIGHT_FRAC: u32 = 23;
+
+/// `e = 2^(-u/256)` in Q23 for the distance `d = max - s >= 0` of a score in
+/// `Q(score_frac)` (SPEC §7.2):
+///
+/// ```text
+/// d' = min(d, 2^40)
+/// u  = round_shift(d' * LOG2E_Q16, 16 + score_frac - 8)      base-2 exponent, Q8
+/// e  = (u >> 8) > 24 ? 0 : round_shift(EXP2_NEG_Q15[u & 255] << 8, u >> 8)
+/// ```
+#[inline(always)]
+pub fn exp_weight(d: i64, score_frac: u32) -> u64 {
+    let d = d.min(1 << 40);
+    let u = round_shift(d * LOG2E_Q16, 16 + score_frac - 8);
+    let n = u >> 8;
+    if n > 24 {
+        0
+    } else {
+        round_shift((EXP2_NEG_Q15[(u & 255) as usize] as i64) << 8, n as u32) as u64
+    }
+}
 
 /// Integer softmax of one row (SPEC §7.2).
 ///
@@ -25,38 +49,29 @@ pub const PROB_FRAC: u32 = 15;
 ///
 /// ```text
 /// mx   = max_j s_j
-/// d_j  = min(mx - s_j, 2^40)                                    (>= 0)
-/// u_j  = round_shift(d_j * LOG2E_Q16, 16 + score_frac - 8)      base-2 exponent, Q8
-/// e_j  = u_j >> 8 > 16 ? 0 : round_shift(EXP2_NEG_Q15[u_j & 255], u_j >> 8)
-/// S    = sum_j e_j                                 in [2^15, len·2^15], < 2^31
-/// R    = floor(2^47 / S)                           one reciprocal per row, <= 2^32
-/// p_j  = round_shift(e_j * R, 32)                  in [0, 2^15]
+/// e_j  = exp_weight(mx - s_j, score_frac)          Q23, in [0, 2^23]
+/// S    = sum_j e_j                                 in [2^23, len·2^23] <= 2^39
+/// R    = floor(2^62 / S)                           one reciprocal per row, <= 2^39
+/// p_j  = round_shift(e_j * R, 47)                  in [0, 2^15]; e_j * R <= 2^62
 /// ```
 ///
-/// `probs` doubles as the storage of `e_j` (both fit `u16`). Requires
-/// `1 <= len <= 2^16` and `score_frac <= 36`.
+/// The weights are computed twice (once for the sum, once for the
+/// probabilities) instead of being stored: no scratch memory. Requires
+/// `1 <= len <= 2^16` and `score_frac <= 35`.
 pub fn softmax_q15(scores: &[i64], score_frac: u32, probs: &mut [u16]) -> Result<(), KernelError> {
     check_range("softmax length", scores.len() as i64, 1, MAX_LEN as i64)?;
     check_len("probs", scores.len(), probs.len())?;
     check_range("score_frac", score_frac as i64, 0, SCORE_FRAC_MAX as i64)?;
     let mx = scores.iter().copied().max().unwrap_or(0);
-    let mut sum: u64 = 0;
+    // mx - s can exceed i64 only for pathological inputs; saturate first.
+    let dist = |s: i64| (mx as i128 - s as i128).min(1 << 40) as i64;
+    let sum: u64 = scores
+        .iter()
+        .map(|&s| exp_weight(dist(s), score_frac))
+        .sum();
+    let r = (1u64 << 62) / sum;
     for (p, &s) in probs.iter_mut().zip(scores) {
-        // mx - s can exceed i64 only for pathological inputs; saturate first.
-        let d = (mx as i128 - s as i128).min(1 << 40) as i64;
-        let u = round_shift(d * LOG2E_Q16, 16 + score_frac - 8);
-        let n = u >> 8;
-        let e = if n > 16 {
-            0
-        } else {
-            round_shift(EXP2_NEG_Q15[(u & 255) as usize] as i64, n as u32)
-        };
-        *p = e as u16;
-        sum += e as u64;
-    }
-    let r = (1u64 << 47) / sum;
-    for p in probs.iter_mut() {
-        *p = round_shift((*p as u64 * r) as i64, 32) as u16;
+        *p = round_shift((exp_weight(dist(s), score_frac) * r) as i64, 47) as u16;
     }
     Ok(())
 }
@@ -246,7 +261,7 @@ mod tests {
         let mut worst = 0.0f64;
         for case in 0..400 {
             let len = [1usize, 2, 3, 64, 192, 1024, 4096][case % 7];
-            let frac = (rng.next() % 37) as u32;
+            let frac = (rng.next() % 36) as u32;
             let spread = 1u64 << (frac + (rng.next() % 5) as u32);
             for v in s[..len].iter_mut() {
                 *v = (rng.next() % (2 * spread)) as i64 - spread as i64;

@@ -33,8 +33,8 @@ unsafe impl bytemuck::Pod for BfpBlock {}
 ///
 /// `e` is the smallest value in `0..=15` for which every
 /// `round_shift(x_i, e)` (round half up) lies in `[-128, 127]`; the mantissas are
-/// those shifted values. If even `e = 15` does not fit (|x| ≥ 127.5 · 2^15), the
-/// mantissas saturate to `[-128, 127]` at `e = 15`.
+/// those shifted values. If even `e = 15` does not fit (some `x >= 127.5 · 2^15`
+/// or `x < -128.5 · 2^15`), the mantissas saturate to `[-128, 127]` at `e = 15`.
 ///
 /// Equivalently, with `hi = max x_i` and `lo = min x_i`: `e` is the smallest with
 /// `hi < 127.5 · 2^e` and `lo >= -128.5 · 2^e`.

@@ -41,7 +41,8 @@ pub fn group_term(b: &BfpBlock, codes: &[i8; GROUP], s1: u8, s2: u8) -> i64 {
 ///
 /// `acc` is in units of `2^(e_row - 12)`; `y` is in `Q(out_frac)`. The bias is
 /// given in the output format; adding it after the shift equals adding
-/// `bias << k` to the accumulator before it (exact for integer `bias`).
+/// `bias << k` to the accumulator before it when `k >= 0` (exact for integer
+/// `bias`).
 #[inline(always)]
 pub fn rescale(acc: i64, e_row: i8, out_frac: i32, bias: i32) -> i32 {
     let k = ACT_FRAC as i32 - out_frac - e_row as i32;

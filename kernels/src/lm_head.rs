@@ -5,7 +5,8 @@
 //! group search as the weights, entirely in integers, so the host, the
 //! accelerator's loader and this reference derive identical bits.
 
-use crate::error::{check_len, check_multiple};
+use crate::embedding::{EMB_EXP_RANGE, EMB_MAX, EMB_MIN};
+use crate::error::{check_len, check_multiple, check_range};
 use crate::format::{ApotGroup, ApotWeights};
 use crate::quant::{row_exp_for_int, search_group};
 use crate::{KernelError, GROUP};
@@ -15,13 +16,17 @@ use crate::{KernelError, GROUP};
 /// 1. `M = max_i |c_i|` over the row's codes. `M = 0`: every group is
 ///    `s1 = s2 = 0`, codes 0, and `e_row = emb_exp`.
 /// 2. `eh = row_exp_for_int(M)`: smallest `eh` with `3840 · 2^eh >= M`. For
-///    10-bit codes `M <= 512`, so `eh in [-12, -3]` (always negative).
+///    10-bit codes `1 <= M <= 512`, so `eh in [-11, -2]` (always negative).
 /// 3. Each group: targets `t_i = c_i << -eh`, `search_group(t, unit = 1)`.
 /// 4. `e_row = eh + emb_exp`: the head weight is `q · (2^s1 + 2^s2) · 2^e_row`.
 ///
 /// Returns `(e_row, eh)`.
 pub fn derive_head_row_exp(row: &[i16], emb_exp: i32) -> (i8, i32) {
-    let m = row.iter().map(|&c| (c as i64).abs()).max().unwrap_or(0);
+    let m = row
+        .iter()
+        .map(|&c| (clamp10(c) as i64).abs())
+        .max()
+        .unwrap_or(0);
     if m == 0 {
         return (emb_exp as i8, 0);
     }
@@ -29,11 +34,19 @@ pub fn derive_head_row_exp(row: &[i16], emb_exp: i32) -> (i8, i32) {
     ((eh + emb_exp) as i8, eh)
 }
 
+/// Codes outside the 10-bit range are clamped, as in [`crate::embedding::embed_row`]
+/// (valid model files never contain them).
+#[inline(always)]
+fn clamp10(c: i16) -> i16 {
+    c.clamp(EMB_MIN, EMB_MAX)
+}
+
 /// Step 3 of [`derive_head_row_exp`] for one group of 8 codes.
 #[inline]
 pub fn derive_head_group(codes: &[i16], eh: i32) -> ApotGroup {
+    // eh <= -2 for 10-bit codes (M <= 512 < 3840 / 4), so the shift is exact
     let sh = (-eh).max(0) as u32;
-    let t: [i64; GROUP] = core::array::from_fn(|i| (codes[i] as i64) << sh);
+    let t: [i64; GROUP] = core::array::from_fn(|i| (clamp10(codes[i]) as i64) << sh);
     if t.iter().all(|&v| v == 0) {
         return ApotGroup::default();
     }
@@ -46,6 +59,12 @@ pub fn derive_head_row(
     emb_exp: i32,
     out: &mut [ApotGroup],
 ) -> Result<i8, KernelError> {
+    check_range(
+        "emb_exp",
+        emb_exp as i64,
+        EMB_EXP_RANGE.0 as i64,
+        EMB_EXP_RANGE.1 as i64,
+    )?;
     check_multiple("embedding row", row.len(), GROUP)?;
     check_len("derived groups", row.len() / GROUP, out.len())?;
     let (e_row, eh) = derive_head_row_exp(row, emb_exp);
@@ -76,6 +95,12 @@ impl<'a> DerivedHead<'a> {
         emb_exp: i32,
         keep: Option<&'a [u32]>,
     ) -> Result<Self, KernelError> {
+        check_range(
+            "emb_exp",
+            emb_exp as i64,
+            EMB_EXP_RANGE.0 as i64,
+            EMB_EXP_RANGE.1 as i64,
+        )?;
         check_multiple("embedding width", cols, GROUP)?;
         check_multiple("embedding length", emb.len(), cols)?;
         let vocab = emb.len() / cols;

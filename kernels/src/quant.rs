@@ -23,12 +23,17 @@ pub const QUANT_FRAC: u32 = 16;
 /// are `clamp(floor(t_i / d + 1/2), -16, 15)` and the error is
 /// `sum (t_i - q_i * d)^2`, exact in `i128`. The pair with the least error wins;
 /// ties go to the smaller scale. A group whose targets are all zero gets
-/// `s1 = s2 = 0` and zero codes. Requires `unit` a power of two and `|t_i| < 2^40`.
+/// `s1 = s2 = 0` and zero codes. Requires `unit >= 1` and `|t_i| < 2^40`.
 ///
 /// The search skips a pair as soon as its partial error exceeds the best so
 /// far; this changes nothing but speed (the test `fast_search_equals_definition`
 /// compares it with [`search_group_naive`]).
 pub fn search_group(t: &[i64; GROUP], unit: i64) -> ApotGroup {
+    if unit < 1 || !(unit as u64).is_power_of_two() {
+        // the fast path below relies on a power-of-two unit; any other unit is
+        // served by the definition itself
+        return search_group_naive(t, unit.max(1));
+    }
     let ul = unit.trailing_zeros();
     // Visit the largest-magnitude target first: its error alone prunes most pairs.
     let mut order: [usize; GROUP] = core::array::from_fn(|i| i);
@@ -157,8 +162,9 @@ pub const ROW_EXP_MIN: i32 = -100;
 /// See [`ROW_EXP_MIN`].
 pub const ROW_EXP_MAX: i32 = 100;
 
-/// Quantizes one row of float weights (SPEC §2.4). `w.len()` must equal
-/// `out.len() * 8`. Returns the row exponent.
+/// Quantizes one row of float weights (SPEC §2.4): the row is
+/// `w[..8 * out.len()]` (missing weights count as 0, extra ones are ignored).
+/// Returns the row exponent.
 ///
 /// 1. `e_row` = [`row_exp_for_f64`] of the largest `|w|` (0 for an all-zero row).
 /// 2. Targets `t_i = round_half_away(w_i * 2^(16 - e_row))` in `f64`, exact

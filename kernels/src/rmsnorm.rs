@@ -19,7 +19,7 @@ pub const GAMMA_FRAC_MAX: u32 = 15;
 /// * `out`: `n` values, Q12 `i32`, saturated.
 ///
 /// Steps (all exact integer operations):
-/// 1. `ss = sum x_i^2` (below `2^78`); `m = floor(ss · 2^16 / n) + eps`, the mean
+/// 1. `ss = sum x_i^2` (at most `2^78`); `m = floor(ss · 2^16 / n) + eps`, the mean
 ///    square in Q40 (`< 2^79`, 80-bit unsigned).
 /// 2. Normalize: `b = bit length of m`, `k = floor((b - 29) / 2)`
 ///    (`k in [-4, 25]` since `2^20 <= m < 2^79`), `mn = m >> 2k` (truncating)

@@ -17,7 +17,7 @@
 //!   the hash like any other output (and counted, see the unit tests).
 
 use crate::argmax::argmax_i32;
-use crate::attention::{attention, softmax_q15, AttnParams};
+use crate::attention::{attention, softmax_q15, AttnParams, SCORE_FRAC_MAX};
 use crate::bfp::{dequantize_block, quantize_bfp, quantize_block, BfpBlock};
 use crate::embedding::embed_row;
 use crate::format::{
@@ -1197,7 +1197,7 @@ fn softmax_section(run: &mut Run) {
     let mut p = [0u16; L];
     for case in 0..24 {
         let len = [1usize, 2, 3, 16, 64, 200][case % 6];
-        let frac = run.rng.below(37) as u32;
+        let frac = run.rng.below(SCORE_FRAC_MAX as u64 + 1) as u32;
         let spread = 1i64 << (frac + run.rng.below(5) as u32);
         for v in s[..len].iter_mut() {
             *v = run.rng.range(-spread, spread);
@@ -1231,7 +1231,7 @@ fn softmax_section(run: &mut Run) {
     for (j, v) in s.iter_mut().enumerate() {
         *v = (j as i64 % 37) << 20;
     }
-    run.ok(softmax_q15(&s, 36, &mut p));
+    run.ok(softmax_q15(&s, SCORE_FRAC_MAX, &mut p));
     run.h.write_u16s(&p);
     run.err(softmax_q15(&[], 0, &mut []));
     run.err(softmax_q15(&s[..4], 0, &mut p[..3]));

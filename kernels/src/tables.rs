@@ -4,7 +4,7 @@
 //! tests recompute every entry with `libm` and compare exactly.
 
 /// `EXP2_NEG_Q15[f] = round(2^15 · 2^(-f/256))`, `f in 0..256`: the fractional
-/// part of the base-2 softmax exponent. Values in `[16429, 32768]`, 16 bits
+/// part of the base-2 softmax exponent. Values in `[16428, 32768]`, 16 bits
 /// unsigned. 256 entries x 16 bits = 512 bytes of ROM.
 pub const EXP2_NEG_Q15: [u16; 256] = [
     32768, 32679, 32591, 32503, 32415, 32327, 32240, 32153, 32066, 31979, 31893, 31806, 31720,
