@@ -10,8 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgedecoding_model::float_ref::FloatModel;
-use edgedecoding_model::parallel::Threaded;
-use edgedecoding_model::{Decoder, State, StateMem};
+use edgedecoding_model::{Decoder, Head, State, StateMem};
 
 use source::{Builtin, Loaded};
 
@@ -200,13 +199,13 @@ fn generate(
     mut sampler: text::Sampler,
 ) -> Result<()> {
     let model = l.model()?;
-    let head = l.head(&model, m.threads)?;
+    let be = l.backend(&model, m.threads)?;
     let mut mem = StateMem::new(&model.config);
     let mut d = Decoder::new(
         model,
-        head,
+        Head::derived(&model)?,
         State::new(&model.config, mem.bytes())?,
-        Threaded::new(m.threads),
+        be,
     )?;
     let toks = l.tok.encode(prompt);
     if toks.is_empty() {
@@ -254,13 +253,13 @@ fn generate(
 
 fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
     let model = l.model()?;
-    let head = l.head(&model, m.threads)?;
+    let be = l.backend(&model, m.threads)?;
     let mut mem = StateMem::new(&model.config);
     let mut d = Decoder::new(
         model,
-        head,
+        Head::derived(&model)?,
         State::new(&model.config, mem.bytes())?,
-        Threaded::new(m.threads),
+        be,
     )?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
@@ -354,13 +353,13 @@ fn perplexity(
             bar.inc(1);
         }
     } else {
-        let head = l.head(&model, m.threads)?;
+        let be = l.backend(&model, m.threads)?;
         let mut mem = StateMem::new(&model.config);
         let mut d = Decoder::new(
             model,
-            head,
+            Head::derived(&model)?,
             State::new(&model.config, mem.bytes())?,
-            Threaded::new(m.threads),
+            be,
         )?;
         for w in &windows {
             d.reset();
@@ -402,9 +401,16 @@ fn bench(l: &Loaded, prefill: usize, decode: usize, thread_counts: &[usize]) -> 
     println!("| threads | test | tokens | seconds | tok/s |");
     println!("|---|---|---|---|---|");
     for &t in thread_counts {
-        let head = l.head(&model, t)?;
+        let be = l.backend(&model, t)?;
+        let bytes = be.bytes_per_token();
+        let isa = be.isa();
         let mut mem = StateMem::new(&c);
-        let mut d = Decoder::new(model, head, State::new(&c, mem.bytes())?, Threaded::new(t))?;
+        let mut d = Decoder::new(
+            model,
+            Head::derived(&model)?,
+            State::new(&c, mem.bytes())?,
+            be,
+        )?;
         let t0 = Instant::now();
         let mut next = if prefill > 0 {
             d.prefill(&prompt)?
@@ -432,6 +438,11 @@ fn bench(l: &Loaded, prefill: usize, decode: usize, thread_counts: &[usize]) -> 
         println!(
             "| {t} | decode tg{decode} | {decode} | {td:.3} | {:.2} |",
             decode as f64 / td
+        );
+        eprintln!(
+            "[{t} threads, {isa:?}: {:.1} MB of weights read per decode step, {:.1} GB/s effective]",
+            bytes as f64 / 1e6,
+            bytes as f64 * decode as f64 / td / 1e9
         );
     }
     Ok(())

@@ -1,17 +1,17 @@
 //! Where a model comes from: a `.edq` file or the built-in generator.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use edgedecoding_model::builtin::{float_model, generate};
+use edgedecoding_model::fast::Fast;
 use edgedecoding_model::float_ref::FloatModel;
-use edgedecoding_model::owned::{ModelBuf, OwnedHead};
+use edgedecoding_model::owned::ModelBuf;
 use edgedecoding_model::{Config, Head, Model};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::text::{ByteTokenizer, Tokenizer};
+use crate::text::{ByteTokenizer, IdTokenizer, Tokenizer};
 use crate::ModelArgs;
 
 /// Built-in model sizes.
@@ -56,7 +56,6 @@ pub struct Loaded {
     pub name: String,
     pub buf: ModelBuf,
     pub tok: Box<dyn Tokenizer>,
-    head: OnceLock<OwnedHead>,
     builtin: Option<(Builtin, u64)>,
 }
 
@@ -154,12 +153,14 @@ pub fn load(m: &ModelArgs) -> Result<Loaded> {
     };
     // validate now so errors name the file
     buf.model().with_context(|| format!("loading {name}"))?;
-    let tok: Box<dyn Tokenizer> = Box::new(ByteTokenizer::for_vocab(buf.model()?.config.vocab)?);
+    let tok: Box<dyn Tokenizer> = match ByteTokenizer::for_vocab(buf.model()?.config.vocab) {
+        Ok(t) => Box::new(t),
+        Err(_) => Box::new(IdTokenizer),
+    };
     Ok(Loaded {
         name,
         buf,
         tok,
-        head: OnceLock::new(),
         builtin,
     })
 }
@@ -170,38 +171,21 @@ impl Loaded {
         Ok(self.buf.model()?)
     }
 
-    /// The lm_head, derived once from the embedding on `threads` threads.
-    pub fn head<'a>(&'a self, model: &Model<'a>, threads: usize) -> Result<Head<'a>> {
-        if self.head.get().is_none() {
-            let rows = model.config.n_kept;
-            let parts = threads.clamp(1, 64);
-            let chunk = rows.div_ceil(parts).div_ceil(4) * 4;
-            let ranges: Vec<_> = (0..rows)
-                .step_by(chunk.max(1))
-                .map(|r| r..(r + chunk).min(rows))
-                .collect();
-            let results: Vec<_> = std::thread::scope(|s| {
-                let hs: Vec<_> = ranges
-                    .iter()
-                    .map(|r| s.spawn(|| OwnedHead::derive_rows(model, r.clone())))
-                    .collect();
-                hs.into_iter()
-                    .map(|h| {
-                        h.join()
-                            .map_err(|_| anyhow::anyhow!("head worker panicked"))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })?;
-            let parts = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-            let _ = self
-                .head
-                .set(OwnedHead::from_parts(rows, model.config.hidden, parts)?);
+    /// The decoder's backend: every matrix and the derived lm_head repacked
+    /// for SIMD, on `threads` threads.
+    pub fn backend(&self, model: &Model<'_>, threads: usize) -> Result<Fast> {
+        let head = Head::derived(model)?;
+        let t0 = std::time::Instant::now();
+        let fast = Fast::new(model, &head, threads)?;
+        if t0.elapsed().as_secs_f64() > 1.0 {
+            eprintln!(
+                "[repacked {} MB of weights for {:?} in {:.1} s]",
+                fast.weight_bytes() / 1_000_000,
+                fast.isa(),
+                t0.elapsed().as_secs_f64()
+            );
         }
-        let h = self
-            .head
-            .get()
-            .ok_or_else(|| anyhow::anyhow!("head not derived"))?;
-        Ok(Head::Packed(h.matrix()))
+        Ok(fast)
     }
 
     /// The float model for `--float`.

@@ -61,6 +61,31 @@ impl Tokenizer for ByteTokenizer {
     }
 }
 
+/// Token ids as text, for models without a tokenizer (the full-size built-in
+/// model): a prompt's bytes become ids 0..255, generated ids print as `<id>`.
+pub struct IdTokenizer;
+
+impl Tokenizer for IdTokenizer {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        text.bytes().map(u32::from).collect()
+    }
+    fn decode_stream(&self, tokens: &[u32]) -> String {
+        tokens.last().map(|t| format!("<{t}>")).unwrap_or_default()
+    }
+    fn is_end(&self, _: u32) -> bool {
+        false
+    }
+    fn chat_turn(&self, user: &str, _: bool) -> Vec<u32> {
+        self.encode(user)
+    }
+    fn end_of_turn(&self) -> Vec<u32> {
+        vec![]
+    }
+    fn describe(&self) -> String {
+        "none (prompt bytes as ids, output as <id>)".into()
+    }
+}
+
 /// Greedy or temperature / top-k / top-p sampling from Q12 logits.
 pub struct Sampler {
     temperature: f32,

@@ -25,6 +25,7 @@ pub mod attention;
 pub mod bfp;
 pub mod embedding;
 mod error;
+pub mod fast;
 pub mod format;
 pub mod linear;
 pub mod lm_head;

@@ -23,12 +23,54 @@ use crate::weights::Model;
 
 const T: usize = TOKENS_PER_PASS;
 
+/// Which matrix of the model a linear layer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Which {
+    /// q projection.
+    Q,
+    /// k projection.
+    K,
+    /// v projection.
+    V,
+    /// Output projection.
+    O,
+    /// MLP gate.
+    Gate,
+    /// MLP up.
+    Up,
+    /// MLP down.
+    Down,
+    /// The lm_head (layer 0).
+    Head,
+}
+
+/// Identifies a matrix: a backend may keep its own copy of every matrix (e.g.
+/// repacked for SIMD) and look it up by this id instead of reading `w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatId {
+    /// Layer index (0 for the head).
+    pub layer: usize,
+    /// Which matrix.
+    pub which: Which,
+}
+
+impl MatId {
+    /// Dense index: `layer * 7 + k` for layer matrices, `n_layers * 7` for the head.
+    pub fn index(&self, n_layers: usize) -> usize {
+        match self.which {
+            Which::Head => n_layers * 7,
+            w => self.layer * 7 + w as usize,
+        }
+    }
+}
+
 /// How linear layers are executed. Every implementation must produce exactly
-/// the values of [`edgedecoding_kernels::linear::linear`].
+/// the values of [`edgedecoding_kernels::linear::linear`] of `w`.
 pub trait Backend {
-    /// `out = linear(w, x, bias, out_frac)`.
+    /// `out = linear(w, x, bias, out_frac)`; `id` names `w` in the model.
     fn linear<W: ApotWeights + Sync + ?Sized>(
         &self,
+        id: MatId,
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
@@ -44,6 +86,7 @@ pub struct Serial;
 impl Backend for Serial {
     fn linear<W: ApotWeights + Sync + ?Sized>(
         &self,
+        _id: MatId,
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
@@ -307,6 +350,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             quantize_bfp(&st.xn[..n * h], &mut st.blocks[..n * h / 8])?;
             let xb = &st.blocks[..n * h / 8];
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::Q,
+                },
                 &lw.q,
                 xb,
                 Some(lw.q_bias),
@@ -314,6 +361,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &mut st.q[..n * h],
             )?;
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::K,
+                },
                 &lw.k,
                 xb,
                 Some(lw.k_bias),
@@ -321,6 +372,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &mut st.k_new[..n * kvd],
             )?;
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::V,
+                },
                 &lw.v,
                 xb,
                 Some(lw.v_bias),
@@ -380,6 +435,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             }
             quantize_bfp(&st.att[..n * h], &mut st.blocks[..n * h / 8])?;
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::O,
+                },
                 &lw.o,
                 &st.blocks[..n * h / 8],
                 None,
@@ -399,6 +458,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             }
             quantize_bfp(&st.xn[..n * h], &mut st.blocks[..n * h / 8])?;
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::Gate,
+                },
                 &lw.gate,
                 &st.blocks[..n * h / 8],
                 None,
@@ -406,6 +469,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &mut st.gate[..n * f],
             )?;
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::Up,
+                },
                 &lw.up,
                 &st.blocks[..n * h / 8],
                 None,
@@ -415,6 +482,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             swiglu(&st.gate[..n * f], &st.up[..n * f], &mut st.ffn_h[..n * f])?;
             quantize_bfp(&st.ffn_h[..n * f], &mut st.blocks[..n * f / 8])?;
             be.linear(
+                MatId {
+                    layer: l,
+                    which: Which::Down,
+                },
                 &lw.down,
                 &st.blocks[..n * f / 8],
                 None,
@@ -438,6 +509,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             quantize_bfp(&st.xn[..ns * h], &mut st.blocks[..ns * h / 8])?;
             let v = c.n_kept;
             be.linear(
+                MatId {
+                    layer: 0,
+                    which: Which::Head,
+                },
                 &self.head,
                 &st.blocks[..ns * h / 8],
                 None,

@@ -34,14 +34,18 @@ pub mod builtin;
 #[cfg(feature = "std")]
 pub mod convert;
 #[cfg(feature = "std")]
+pub mod fast;
+#[cfg(feature = "std")]
 pub mod float_ref;
 #[cfg(feature = "alloc")]
 pub mod owned;
 #[cfg(feature = "std")]
 pub mod parallel;
+#[cfg(feature = "std")]
+pub mod pool;
 
 pub use config::{Config, ConfigError};
-pub use decoder::{Backend, Decoder, Head, Serial};
+pub use decoder::{Backend, Decoder, Head, MatId, Serial, Which};
 pub use error::{ModelError, TensorName};
 #[cfg(feature = "alloc")]
 pub use state::StateMem;

@@ -13,7 +13,7 @@ use edgedecoding_kernels::format::ApotWeights;
 use edgedecoding_kernels::linear::linear_rows;
 use edgedecoding_kernels::KernelError;
 
-use crate::decoder::Backend;
+use crate::decoder::{Backend, MatId};
 
 /// Splits every linear layer's rows over `threads` scoped threads.
 #[derive(Clone, Copy, Debug)]
@@ -41,6 +41,7 @@ const MIN_ROWS_PER_THREAD: usize = 64;
 impl Backend for Threaded {
     fn linear<W: ApotWeights + Sync + ?Sized>(
         &self,
+        _id: MatId,
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,

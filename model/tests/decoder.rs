@@ -3,6 +3,8 @@
 mod common;
 
 use common::{tiny, tokens};
+use edgedecoding_kernels::fast::Isa;
+use edgedecoding_model::fast::Fast;
 use edgedecoding_model::owned::OwnedHead;
 use edgedecoding_model::parallel::Threaded;
 use edgedecoding_model::{Backend, Decoder, Head, Model, ModelError, Serial, State, StateMem};
