@@ -131,6 +131,26 @@ enum Cmd {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Golden vectors for the hardware team: kernel cases, per-layer
+    /// intermediates, prefill/decode, ROM tables (docs/VECTORS.md).
+    Vectors {
+        #[command(flatten)]
+        m: ModelArgs,
+        #[command(flatten)]
+        a: edgedecoding_reference_vectors::cli::VectorsArgs,
+    },
+    /// The accelerator's DDR images of a model (docs/VECTORS.md §5).
+    ExportHw {
+        #[command(flatten)]
+        m: ModelArgs,
+        #[command(flatten)]
+        a: edgedecoding_reference_vectors::cli::ExportHwArgs,
+    },
+    /// Compare a testbench's output files with golden vectors (exit 0 only if all match).
+    Verify {
+        #[command(flatten)]
+        a: edgedecoding_reference_vectors::cli::VerifyArgs,
+    },
 }
 
 fn main() {
@@ -187,6 +207,15 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Vectors { m, a } => {
+            let l = source::load(&m)?;
+            edgedecoding_reference_vectors::cli::vectors(&a, &l.name, l.buf.bytes(), m.threads)
+        }
+        Cmd::ExportHw { m, a } => {
+            let l = source::load(&m)?;
+            edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads)
+        }
+        Cmd::Verify { a } => edgedecoding_reference_vectors::cli::verify(&a),
     }
 }
 

@@ -25,11 +25,14 @@
 //! [`crate::linear::linear`].
 
 use core::ops::Range;
+use core::sync::atomic::{AtomicU8, Ordering};
 
+use crate::attention::{exp_weight, AttnParams, MAX_LEN};
 use crate::bfp::{BfpBlock, BFP_EXP_MAX};
 use crate::error::{check_len, check_range};
 use crate::format::ApotWeights;
 use crate::linear::{rescale, MAX_COLS, OUT_FRAC_MAX, OUT_FRAC_MIN};
+use crate::round::{round_shift, sat_i32, shift_round_sat};
 use crate::{KernelError, GROUP, TOKENS_PER_PASS};
 
 /// Rows per panel.
@@ -221,16 +224,30 @@ fn has_vnni() -> bool {
     max_leaf >= 7 && (core::arch::x86_64::__cpuid_count(7, 0).ecx >> 11) & 1 == 1
 }
 
+/// 0: not yet detected, 1: scalar, 2: AVX-512 VNNI.
+static DETECTED: AtomicU8 = AtomicU8::new(0);
+
 impl Isa {
-    /// The best implementation this CPU supports.
+    /// The best implementation this CPU supports (detected once, then cached).
     pub fn detect() -> Self {
+        match DETECTED.load(Ordering::Relaxed) {
+            1 => return Isa::Scalar,
+            2 => return Isa::Avx512Vnni,
+            _ => {}
+        }
+        #[allow(unused_mut)]
+        let mut isa = Isa::Scalar;
         #[cfg(target_arch = "x86_64")]
         {
             if avx512bw_cpu::get() && has_vnni() {
-                return Isa::Avx512Vnni;
+                isa = Isa::Avx512Vnni;
             }
         }
-        Isa::Scalar
+        DETECTED.store(
+            if isa == Isa::Avx512Vnni { 2 } else { 1 },
+            Ordering::Relaxed,
+        );
+        isa
     }
 }
 
@@ -353,12 +370,130 @@ fn panel_scalar(
     }
 }
 
+/// [`crate::attention::attention`] for query heads `heads` only, with SIMD
+/// dot products (SPEC §7.5): identical outputs.
+///
+/// * `weights`: scratch of at least `len` `u32` (holds the Q23 softmax weights,
+///   then the Q15 probabilities, instead of recomputing them);
+/// * `out`: `heads.len() * head_dim` values.
+///
+/// Exactness of the shortcuts: a pair sum `a*b + c*d` of `i16` lies in
+/// `(-2^31, 2^31]`; its only value outside `i32` is `+2^31` (all four
+/// `-32768`), which wraps to `i32::MIN`, a value no pair can produce, so
+/// subtracting 1 (wrapping) before widening and adding it back is exact. The
+/// weighted sum fits `i32`: `sum p_j <= 2^15 + (len + 1) / 2 <= 2^16` and
+/// `|v| <= 2^15`, and only `-2^31` reaches the bound.
+pub fn attention_fast(
+    isa: Isa,
+    p: &AttnParams,
+    q: &[i16],
+    k_cache: &[i16],
+    v_cache: &[i16],
+    len: usize,
+    heads: Range<usize>,
+    scores: &mut [i64],
+    weights: &mut [u32],
+    out: &mut [i32],
+) -> Result<(), KernelError> {
+    p.validate()?;
+    check_range("attention length", len as i64, 1, MAX_LEN as i64)?;
+    let hd = p.head_dim;
+    let kv_dim = p.n_kv_heads * hd;
+    check_len("q", p.n_heads * hd, q.len())?;
+    if heads.start > heads.end || heads.end > p.n_heads {
+        return Err(KernelError::Param {
+            what: "head range end",
+            value: heads.end as i64,
+            min: heads.start as i64,
+            max: p.n_heads as i64,
+        });
+    }
+    check_len("attention output", heads.len() * hd, out.len())?;
+    for (what, c) in [("k cache", k_cache), ("v cache", v_cache)] {
+        if c.len() < len * kv_dim {
+            return Err(KernelError::Length {
+                what,
+                expected: len * kv_dim,
+                got: c.len(),
+            });
+        }
+    }
+    if scores.len() < len {
+        return Err(KernelError::Length {
+            what: "scores scratch",
+            expected: len,
+            got: scores.len(),
+        });
+    }
+    if weights.len() < len {
+        return Err(KernelError::Length {
+            what: "weights scratch",
+            expected: len,
+            got: weights.len(),
+        });
+    }
+    let isa = if isa == Isa::Avx512Vnni && Isa::detect() != Isa::Avx512Vnni {
+        Isa::Scalar
+    } else {
+        isa
+    };
+    let simd = cfg!(target_arch = "x86_64") && isa == Isa::Avx512Vnni && hd % 32 == 0 && hd <= 256;
+    let group = p.n_heads / p.n_kv_heads;
+    let score_frac = p.q_frac + p.k_frac + p.score_shift();
+    let out_shift = 15 + p.v_frac as i32 - p.out_frac as i32;
+    for (hi, h) in heads.enumerate() {
+        let kh = h / group;
+        let qh = &q[h * hd..(h + 1) * hd];
+        let k0 = &k_cache[kh * hd..];
+        let v0 = &v_cache[kh * hd..];
+        let o = &mut out[hi * hd..(hi + 1) * hd];
+        if simd {
+            #[cfg(target_arch = "x86_64")]
+            avx512::scores(qh, k0, kv_dim, len, &mut scores[..len]);
+        } else {
+            for (j, s) in scores[..len].iter_mut().enumerate() {
+                *s = qh
+                    .iter()
+                    .zip(&k0[j * kv_dim..j * kv_dim + hd])
+                    .map(|(&a, &b)| a as i64 * b as i64)
+                    .sum();
+            }
+        }
+        // the softmax of SPEC §7.2, weights stored instead of recomputed
+        let mx = scores[..len].iter().copied().max().unwrap_or(0);
+        let mut sum = 0u64;
+        for (w, &s) in weights[..len].iter_mut().zip(&scores[..len]) {
+            let e = exp_weight((mx as i128 - s as i128).min(1 << 40) as i64, score_frac);
+            *w = e as u32;
+            sum += e;
+        }
+        let r = (1u64 << 62) / sum;
+        for w in weights[..len].iter_mut() {
+            *w = round_shift((*w as u64 * r) as i64, 47) as u32;
+        }
+        if simd {
+            #[cfg(target_arch = "x86_64")]
+            avx512::weighted_sum(&weights[..len], v0, kv_dim, hd, o, out_shift);
+        } else {
+            for (d, od) in o.iter_mut().enumerate() {
+                let mut acc: i32 = 0;
+                for (j, &pj) in weights[..len].iter().enumerate() {
+                    acc += pj as i32 * v0[j * kv_dim + d] as i32;
+                }
+                *od = sat_i32(shift_round_sat(acc as i64, out_shift));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx512 {
     use core::arch::x86_64::*;
 
     use super::{Prepared, PANEL, RECORD};
+    use crate::round::{sat_i32, shift_round_sat};
     use crate::TOKENS_PER_PASS;
 
     /// One panel, all groups, `nt <= 8` tokens.
@@ -424,6 +559,93 @@ mod avx512 {
         for t in 0..nt {
             _mm512_storeu_si512(acc[t].as_mut_ptr() as *mut __m512i, lo_acc[t]);
             _mm512_storeu_si512(acc[t].as_mut_ptr().add(8) as *mut __m512i, hi_acc[t]);
+        }
+    }
+
+    /// `scores[j] = sum_d q[d] * k[j * stride + d]` for `hd = q.len()`, a
+    /// multiple of 32 (SPEC §7.5).
+    pub(super) fn scores(q: &[i16], k: &[i16], stride: usize, len: usize, scores: &mut [i64]) {
+        let hd = q.len();
+        assert!(
+            hd % 32 == 0 && scores.len() >= len && (len == 0 || k.len() >= (len - 1) * stride + hd)
+        );
+        // SAFETY: only called when `Isa::detect()` reported AVX-512 (F, BW);
+        // every load below reads `hd` values at `j * stride`, inside `k` by the
+        // assertion, and `hd` values of `q`.
+        unsafe { scores_impl(q, k, stride, len, scores) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn scores_impl(q: &[i16], k: &[i16], stride: usize, len: usize, scores: &mut [i64]) {
+        let hd = q.len();
+        let one = _mm512_set1_epi32(1);
+        for (j, s) in scores[..len].iter_mut().enumerate() {
+            let kj = k.as_ptr().add(j * stride);
+            let mut acc = _mm512_setzero_si512();
+            for c in (0..hd).step_by(32) {
+                let qv = _mm512_loadu_si512(q.as_ptr().add(c) as *const __m512i);
+                let kv = _mm512_loadu_si512(kj.add(c) as *const __m512i);
+                // pair sums in (-2^31, 2^31]; +2^31 wraps to i32::MIN: x - 1 (wrapping) is exact
+                let m = _mm512_sub_epi32(_mm512_madd_epi16(qv, kv), one);
+                acc = _mm512_add_epi64(acc, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(m)));
+                acc = _mm512_add_epi64(
+                    acc,
+                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(m)),
+                );
+            }
+            // add back the 1 subtracted from each of the hd/2 pair sums
+            *s = _mm512_reduce_add_epi64(acc) + (hd / 2) as i64;
+        }
+    }
+
+    /// `o[d] = sat_i32(shift_round_sat(sum_j p_j * v[j * stride + d], shift))`,
+    /// `hd = o.len()` a multiple of 16, the sum exact in `i32` (SPEC §7.5).
+    pub(super) fn weighted_sum(
+        p: &[u32],
+        v: &[i16],
+        stride: usize,
+        hd: usize,
+        o: &mut [i32],
+        shift: i32,
+    ) {
+        let len = p.len();
+        assert!(
+            hd % 16 == 0
+                && hd <= 256
+                && o.len() == hd
+                && (len == 0 || v.len() >= (len - 1) * stride + hd)
+        );
+        // SAFETY: only called when `Isa::detect()` reported AVX-512 (F, BW);
+        // loads read `hd` values at `j * stride`, inside `v` by the assertion.
+        unsafe { weighted_sum_impl(p, v, stride, hd, o, shift) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn weighted_sum_impl(
+        p: &[u32],
+        v: &[i16],
+        stride: usize,
+        hd: usize,
+        o: &mut [i32],
+        shift: i32,
+    ) {
+        let mut acc = [_mm512_setzero_si512(); 16];
+        let nc = hd / 16;
+        for (j, &pj) in p.iter().enumerate() {
+            let pv = _mm512_set1_epi32(pj as i32);
+            let vj = v.as_ptr().add(j * stride);
+            for c in 0..nc {
+                let vv =
+                    _mm512_cvtepi16_epi32(_mm256_loadu_si256(vj.add(16 * c) as *const __m256i));
+                acc[c] = _mm512_add_epi32(acc[c], _mm512_mullo_epi32(vv, pv));
+            }
+        }
+        let mut tmp = [0i32; 16];
+        for c in 0..nc {
+            _mm512_storeu_si512(tmp.as_mut_ptr() as *mut __m512i, acc[c]);
+            for (i, &t) in tmp.iter().enumerate() {
+                o[16 * c + i] = sat_i32(shift_round_sat(t as i64, shift));
+            }
         }
     }
 }
@@ -558,6 +780,63 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Fast attention equals the reference on random, extreme (all -32768,
+    /// all 32767) and long inputs, for GQA and head dims with and without SIMD.
+    #[test]
+    fn attention_fast_equals_reference() {
+        use crate::attention::attention;
+        let mut rng = Lcg(7);
+        for case in 0..80 {
+            let (nh, nkv, hd) = [(14, 2, 64), (4, 2, 16), (2, 1, 256), (4, 4, 64)][case % 4];
+            let p = AttnParams {
+                n_heads: nh,
+                n_kv_heads: nkv,
+                head_dim: hd,
+                q_frac: (rng.next() % 16) as u32,
+                k_frac: (rng.next() % 16) as u32,
+                v_frac: (rng.next() % 16) as u32,
+                out_frac: (rng.next() % 31) as u32,
+            };
+            let len = [1usize, 2, 17, 192, 1024, 3000][case % 6];
+            let kvd = nkv * hd;
+            let gen = |rng: &mut Lcg, n: usize| -> Vec<i16> {
+                (0..n)
+                    .map(|_| match case % 5 {
+                        0 => i16::MIN,
+                        1 => {
+                            if rng.next() % 2 == 0 {
+                                i16::MIN
+                            } else {
+                                i16::MAX
+                            }
+                        }
+                        2 => (rng.next() % 64) as i16 - 32,
+                        _ => (rng.next() % 65536) as u16 as i16,
+                    })
+                    .collect()
+            };
+            let q = gen(&mut rng, nh * hd);
+            let k = gen(&mut rng, len * kvd);
+            let v = gen(&mut rng, len * kvd);
+            let mut s = vec![0i64; len];
+            let mut pr = vec![0u16; len];
+            let mut want = vec![0i32; nh * hd];
+            attention(&p, &q, &k, &v, len, &mut s, &mut pr, &mut want).unwrap();
+            for isa in [Isa::Scalar, Isa::detect()] {
+                let mut w = vec![0u32; len];
+                let mut got = vec![0i32; nh * hd];
+                attention_fast(isa, &p, &q, &k, &v, len, 0..nh, &mut s, &mut w, &mut got).unwrap();
+                assert_eq!(got, want, "case {case} {isa:?}");
+                // a sub-range of heads
+                let h0 = nh / 2;
+                let mut part = vec![0i32; (nh - h0) * hd];
+                attention_fast(isa, &p, &q, &k, &v, len, h0..nh, &mut s, &mut w, &mut part)
+                    .unwrap();
+                assert_eq!(part, want[h0 * hd..]);
             }
         }
     }

@@ -77,6 +77,22 @@ pub trait Backend {
         out_frac: i32,
         out: &mut [i32],
     ) -> Result<(), KernelError>;
+
+    /// Attention of one query position (SPEC §7.3); the default is the scalar
+    /// reference kernel. Every implementation must give its exact outputs.
+    fn attention(
+        &self,
+        p: &AttnParams,
+        q: &[i16],
+        k_cache: &[i16],
+        v_cache: &[i16],
+        len: usize,
+        scores: &mut [i64],
+        probs: &mut [u16],
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        attention(p, q, k_cache, v_cache, len, scores, probs, out)
+    }
 }
 
 /// The scalar reference, single-threaded (no_std).
@@ -422,7 +438,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     &st.cos[p * half..(p + 1) * half],
                     &st.sin[p * half..(p + 1) * half],
                 )?;
-                attention(
+                be.attention(
                     &params,
                     st.q16,
                     kc,

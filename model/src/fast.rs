@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
+use edgedecoding_kernels::attention::AttnParams;
 use edgedecoding_kernels::bfp::BfpBlock;
+use edgedecoding_kernels::fast::attention_fast;
 use edgedecoding_kernels::fast::{
     linear_fast, prepare, repack_panels, repacked_len, Isa, Prepared, Repacked, PANEL, RECORD,
 };
@@ -129,6 +131,84 @@ impl Fast {
 }
 
 impl Backend for Fast {
+    fn attention(
+        &self,
+        p: &AttnParams,
+        q: &[i16],
+        k_cache: &[i16],
+        v_cache: &[i16],
+        len: usize,
+        _scores: &mut [i64],
+        _probs: &mut [u16],
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        let n = self.pool.threads().min(p.n_heads).max(1);
+        let hd = p.head_dim;
+        let results: Vec<Mutex<Option<Result<Vec<i32>, KernelError>>>> =
+            (0..n).map(|_| Mutex::new(None)).collect();
+        let job = |i: usize| {
+            if i >= n {
+                return;
+            }
+            let (h0, h1) = (i * p.n_heads / n, (i + 1) * p.n_heads / n);
+            let mut scores = vec![0i64; len];
+            let mut weights = vec![0u32; len];
+            let mut buf = vec![0i32; (h1 - h0) * hd];
+            let r = attention_fast(
+                self.isa,
+                p,
+                q,
+                k_cache,
+                v_cache,
+                len,
+                h0..h1,
+                &mut scores,
+                &mut weights,
+                &mut buf,
+            )
+            .map(|_| buf);
+            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        };
+        if n == 1 || len < 64 {
+            let mut scores = vec![0i64; len];
+            let mut weights = vec![0u32; len];
+            return attention_fast(
+                self.isa,
+                p,
+                q,
+                k_cache,
+                v_cache,
+                len,
+                0..p.n_heads,
+                &mut scores,
+                &mut weights,
+                out,
+            );
+        }
+        if out.len() != p.n_heads * hd {
+            return Err(KernelError::Length {
+                what: "attention output",
+                expected: p.n_heads * hd,
+                got: out.len(),
+            });
+        }
+        self.pool.run(&job);
+        for (i, r) in results.into_iter().enumerate() {
+            let buf =
+                r.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .ok_or(KernelError::Param {
+                        what: "worker result",
+                        value: i as i64,
+                        min: 0,
+                        max: 0,
+                    })??;
+            let h0 = i * p.n_heads / n;
+            out[h0 * hd..h0 * hd + buf.len()].copy_from_slice(&buf);
+        }
+        Ok(())
+    }
+
     fn linear<W: ApotWeights + Sync + ?Sized>(
         &self,
         id: MatId,

@@ -93,8 +93,15 @@ impl Pool {
             self.inner.wake.notify_all();
         }
         f(0);
+        // spin briefly, then yield: on a loaded machine a descheduled worker
+        // must get the core back rather than watch us spin
+        let start = Instant::now();
         while self.inner.done.load(Ordering::Acquire) < self.n - 1 {
-            std::hint::spin_loop();
+            if start.elapsed() < Duration::from_micros(20) {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         *self.inner.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -114,8 +121,11 @@ fn worker(i: usize, inner: &Inner) {
                 seen = e;
                 break;
             }
-            if start.elapsed() < SPIN {
+            let waited = start.elapsed();
+            if waited < SPIN / 4 {
                 std::hint::spin_loop();
+            } else if waited < SPIN {
+                std::thread::yield_now();
             } else {
                 let g = inner.sleepers.lock().unwrap_or_else(|e| e.into_inner());
                 if inner.epoch.load(Ordering::Acquire) == seen

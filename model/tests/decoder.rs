@@ -120,6 +120,36 @@ fn threads_and_packed_head_equal_serial() {
     }
 }
 
+/// The repacked SIMD backend (every implementation, several thread counts,
+/// contexts long enough for the threaded attention) equals the reference.
+#[test]
+fn fast_backend_equals_serial() {
+    let buf = tiny(128);
+    let m = buf.model().unwrap();
+    let toks = tokens(100, 256, 4);
+    let want = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
+    let head = Head::derived(&m).unwrap();
+    for isa in [Isa::Scalar, Isa::detect()] {
+        for n in [1, 2, 3] {
+            let fast = Fast::new(&m, &head, n).unwrap().with_isa(isa);
+            assert_eq!(
+                run_incremental(m, head, fast, &toks),
+                want,
+                "fast {isa:?} threads {n}"
+            );
+        }
+    }
+    // chunked prefill through it
+    let fast = Fast::new(&m, &head, 2).unwrap();
+    let mut mem = StateMem::new(&m.config);
+    let mut d = Decoder::new(m, head, State::new(&m.config, mem.bytes()).unwrap(), fast).unwrap();
+    let mut all = vec![vec![]; toks.len()];
+    d.prefill_all(&toks, &mut |i, l| all[i] = l.to_vec())
+        .unwrap();
+    assert_eq!(all, want.1);
+    println!("fast backend ISA on this machine: {:?}", Isa::detect());
+}
+
 #[test]
 fn bad_tokens_and_full_context_leave_state_unchanged() {
     let buf = tiny(16);
