@@ -34,36 +34,49 @@ pub fn search_group(t: &[i64; GROUP], unit: i64) -> ApotGroup {
         // served by the definition itself
         return search_group_naive(t, unit.max(1));
     }
+    if t.iter().all(|&v| v == 0) {
+        return ApotGroup::default();
+    }
     let ul = unit.trailing_zeros();
     // Visit the largest-magnitude target first: its error alone prunes most pairs.
     let mut order: [usize; GROUP] = core::array::from_fn(|i| i);
     order.sort_unstable_by_key(|&i| core::cmp::Reverse(t[i].unsigned_abs()));
-    let mut best = ApotGroup::default();
-    let mut best_err = i128::MAX;
-    let mut best_scale = i64::MAX;
-    for s1 in 0..=EXP_MAX {
-        for s2 in s1..=EXP_MAX {
-            let scale = (1i64 << s1) + (1i64 << s2);
-            let d = scale << ul;
-            // 2d = 2^(s1 + ul + 1) * k with k odd (or k = 2 when s1 == s2)
-            let k = scale >> s1;
-            let sh = s1 as u32 + ul + 1;
-            let mut codes = [0i8; GROUP];
-            let mut err: i128 = 0;
-            let mut pruned = false;
-            for &i in &order {
-                let ti = t[i];
-                // floor((2t + d) / 2d) = floor(floor((2t + d) / 2^sh) / k)
-                let q = div_small((2 * ti + d) >> sh, k).clamp(CODE_MIN as i64, CODE_MAX as i64);
-                codes[i] = q as i8;
-                let e = (ti - q * d) as i128;
-                err += e * e;
-                if err > best_err {
-                    pruned = true;
-                    break;
-                }
+    let amax = t[order[0]].unsigned_abs() as i64;
+    // Error of pair (s1, s2), or None as soon as it exceeds `bound`.
+    let eval = |s1: u8, s2: u8, bound: i128| -> Option<(i128, [i8; GROUP])> {
+        let scale = (1i64 << s1) + (1i64 << s2);
+        let d = scale << ul;
+        // 2d = 2^(s1 + ul + 1) * k with k odd (or k = 2 when s1 == s2)
+        let k = scale >> s1;
+        let sh = s1 as u32 + ul + 1;
+        let mut codes = [0i8; GROUP];
+        let mut err: i128 = 0;
+        for &i in &order {
+            let ti = t[i];
+            // floor((2t + d) / 2d) = floor(floor((2t + d) / 2^sh) / k)
+            let q = div_small((2 * ti + d) >> sh, k).clamp(CODE_MIN as i64, CODE_MAX as i64);
+            codes[i] = q as i8;
+            let e = (ti - q * d) as i128;
+            err += e * e;
+            if err > bound {
+                return None;
             }
-            if !pruned && (err < best_err || (err == best_err && scale < best_scale)) {
+        }
+        Some((err, codes))
+    };
+    // Seed with the smallest scale that does not clip the largest target: it is
+    // usually the winner, so the other 35 pairs are pruned early.
+    let (seed1, seed2) = SCALES_ASC.iter().map(|&(_, a, b)| (a, b)).find(|&(a, b)| CODE_MAX as i64 * (((1i64 << a) + (1i64 << b)) << ul) >= amax).unwrap_or((EXP_MAX, EXP_MAX));
+    let (mut best_err, codes) = eval(seed1, seed2, i128::MAX).unwrap_or((i128::MAX, [0; GROUP]));
+    let mut best = ApotGroup { codes, s1: seed1, s2: seed2 };
+    let mut best_scale = best.scale() as i64;
+    for &(scale, s1, s2) in SCALES_ASC.iter() {
+        if (s1, s2) == (seed1, seed2) {
+            continue;
+        }
+        if let Some((err, codes)) = eval(s1, s2, best_err) {
+            // order-independent rule: least error, then smaller scale
+            if err < best_err || (err == best_err && scale < best_scale) {
                 best_err = err;
                 best_scale = scale;
                 best = ApotGroup { codes, s1, s2 };
@@ -72,6 +85,35 @@ pub fn search_group(t: &[i64; GROUP], unit: i64) -> ApotGroup {
     }
     best
 }
+
+/// The 36 pairs `s1 <= s2` as `(scale, s1, s2)`, by increasing scale.
+const SCALES_ASC: [(i64, u8, u8); 36] = {
+    let mut out = [(0i64, 0u8, 0u8); 36];
+    let mut n = 0;
+    let mut s1 = 0;
+    while s1 < 8 {
+        let mut s2 = s1;
+        while s2 < 8 {
+            out[n] = ((1i64 << s1) + (1i64 << s2), s1 as u8, s2 as u8);
+            n += 1;
+            s2 += 1;
+        }
+        s1 += 1;
+    }
+    // insertion sort by scale (scales are distinct)
+    let mut i = 1;
+    while i < 36 {
+        let mut j = i;
+        while j > 0 && out[j - 1].0 > out[j].0 {
+            let tmp = out[j - 1];
+            out[j - 1] = out[j];
+            out[j] = tmp;
+            j -= 1;
+        }
+        i += 1;
+    }
+    out
+};
 
 /// `floor(a / k)` for the divisors `k = 1 + 2^j` (and 2) that occur above;
 /// constant divisors let the compiler use multiplications.

@@ -275,17 +275,24 @@ fn rd_u64(b: &[u8], at: usize) -> u64 {
     u64::from(rd_u32(b, at)) | u64::from(rd_u32(b, at + 4)) << 32
 }
 
-/// FNV-1a 64 of `bytes` with `bytes[CHECKSUM_AT..CHECKSUM_AT + 8]` taken as zero.
+/// The file checksum (FORMAT.md §2): FNV-1a 64 over the file read as
+/// little-endian 64-bit words (the last word zero-padded), one word per step
+/// (`h = (h ^ word) * 0x100000001b3`), with the checksum field (bytes 24..32,
+/// which is word 3) taken as zero. Eight times fewer multiplies than byte-wise
+/// FNV, so a 500 MB model checks in about 0.1 s.
 pub fn checksum(bytes: &[u8]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, &b) in bytes.iter().enumerate() {
-        let b = if (CHECKSUM_AT..CHECKSUM_AT + 8).contains(&i) {
-            0
-        } else {
-            b
-        };
-        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    let mut chunks = bytes.chunks_exact(8);
+    for (i, c) in chunks.by_ref().enumerate() {
+        let w = if i == CHECKSUM_AT / 8 { 0 } else { u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) };
+        h = (h ^ w).wrapping_mul(PRIME);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(last)).wrapping_mul(PRIME);
     }
     h
 }
