@@ -1,5 +1,6 @@
 //! `edgedecoding`: run, convert, benchmark and inspect the integer model.
 
+mod convert;
 mod source;
 mod text;
 
@@ -24,9 +25,21 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// Model: a `.edq` file. Without it, the built-in model (no download).
+    /// Model: a `.edq` file, a `.gguf` file or a Hugging Face folder
+    /// (checkpoints are converted on the fly). Without it, the built-in model.
     #[arg(long, short)]
     model: Option<PathBuf>,
+    /// Context length (KV-cache capacity) when converting a checkpoint.
+    #[arg(long, default_value_t = 1024)]
+    ctx: usize,
+    /// Keep only this many vocabulary entries when converting (the
+    /// accelerator keeps 37984 of 151936): special tokens plus the lowest ids.
+    #[arg(long)]
+    keep_vocab: Option<usize>,
+    /// Float reference: use the checkpoint's separate `output.weight` instead of
+    /// the tied embedding.
+    #[arg(long)]
+    output_head: bool,
     /// Which built-in model when no --model is given.
     #[arg(long, value_enum, default_value_t = Builtin::Small)]
     builtin: Builtin,
@@ -123,7 +136,8 @@ enum Cmd {
         #[command(flatten)]
         m: ModelArgs,
     },
-    /// Write a model to `.edq` (from the built-in generator).
+    /// Convert a checkpoint (GGUF or Hugging Face folder) or the built-in model
+    /// to a `.edq` file (with the tokenizer inside).
     Convert {
         #[command(flatten)]
         m: ModelArgs,
@@ -172,7 +186,7 @@ fn run(cli: Cli) -> Result<()> {
             top_p,
             sample_seed,
         } => {
-            let loaded = source::load(&m)?;
+            let loaded = source::load(&m, false)?;
             generate(
                 &loaded,
                 &m,
@@ -182,7 +196,7 @@ fn run(cli: Cli) -> Result<()> {
                 text::Sampler::new(temperature, top_k, top_p, sample_seed)?,
             )
         }
-        Cmd::Chat { m, max_tokens } => chat(&source::load(&m)?, &m, max_tokens),
+        Cmd::Chat { m, max_tokens } => chat(&source::load(&m, false)?, &m, max_tokens),
         Cmd::Perplexity {
             m,
             file,
@@ -195,10 +209,10 @@ fn run(cli: Cli) -> Result<()> {
             prefill,
             decode,
             thread_counts,
-        } => bench(&source::load(&m)?, prefill, decode, &thread_counts),
-        Cmd::Inspect { m } => inspect(&source::load(&m)?),
+        } => bench(&source::load(&m, false)?, prefill, decode, &thread_counts),
+        Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
         Cmd::Convert { m, out } => {
-            let loaded = source::load(&m)?;
+            let loaded = source::load(&m, false)?;
             source::write_atomic(&out, loaded.buf.bytes())?;
             eprintln!(
                 "wrote {} ({} bytes)",
@@ -208,11 +222,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Vectors { m, a } => {
-            let l = source::load(&m)?;
+            let l = source::load(&m, false)?;
             edgedecoding_reference_vectors::cli::vectors(&a, &l.name, l.buf.bytes(), m.threads)
         }
         Cmd::ExportHw { m, a } => {
-            let l = source::load(&m)?;
+            let l = source::load(&m, false)?;
             edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads)
         }
         Cmd::Verify { a } => edgedecoding_reference_vectors::cli::verify(&a),
@@ -247,13 +261,14 @@ fn generate(
     let mut out = std::io::stdout().lock();
     write!(out, "{prompt}")?;
     let mut produced = vec![];
+    let mut stream = l.tok.streamer();
     let t1 = Instant::now();
     for _ in 0..max_tokens {
         if l.tok.is_end(next) {
             break;
         }
         produced.push(next);
-        write!(out, "{}", l.tok.decode_stream(&produced))?;
+        write!(out, "{}", stream(next))?;
         out.flush()?;
         if d.pos() >= model.config.ctx {
             eprintln!("\n[context full: {} positions]", model.config.ctx);
@@ -315,13 +330,12 @@ fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
             break;
         }
         let mut next = d.prefill(&toks)?;
-        let mut produced = vec![];
+        let mut stream = l.tok.streamer();
         for _ in 0..max_tokens {
             if l.tok.is_end(next) || d.pos() >= model.config.ctx {
                 break;
             }
-            produced.push(next);
-            write!(out, "{}", l.tok.decode_stream(&produced))?;
+            write!(out, "{}", stream(next))?;
             out.flush()?;
             next = d.decode(next)?;
         }
@@ -352,7 +366,8 @@ fn perplexity(
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let l = source::load(m)?;
+    let mut l = source::load(m, float)?;
+    let fm: Option<FloatModel> = if float { Some(l.float_model()?) } else { None };
     let model = l.model()?;
     let toks = l.tok.encode(&text);
     let window = window.min(model.config.ctx);
@@ -372,8 +387,7 @@ fn perplexity(
     }
     let bar = source::bar(windows.len() as u64, "windows");
     let (mut nll, mut count) = (0.0f64, 0usize);
-    if float {
-        let fm: FloatModel = l.float_model(m)?;
+    if let Some(fm) = fm {
         for w in &windows {
             fm.forward(w, m.threads, None, 0..w.len() - 1, &mut |i, lg| {
                 nll += text::nll_f32(lg, model.row_of_token(w[i + 1]).unwrap_or(0));

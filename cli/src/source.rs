@@ -11,7 +11,8 @@ use edgedecoding_model::owned::ModelBuf;
 use edgedecoding_model::{Config, Head, Model};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::text::{ByteTokenizer, IdTokenizer, Tokenizer};
+use crate::convert;
+use crate::text::{ByteTokenizer, IdTokenizer, QwenTokenizer, Tokenizer};
 use crate::ModelArgs;
 
 /// Built-in model sizes.
@@ -57,6 +58,7 @@ pub struct Loaded {
     pub buf: ModelBuf,
     pub tok: Box<dyn Tokenizer>,
     builtin: Option<(Builtin, u64)>,
+    float: Option<FloatModel>,
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -114,15 +116,36 @@ fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {
 }
 
 /// Loads `--model` or the built-in model.
-pub fn load(m: &ModelArgs) -> Result<Loaded> {
+pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
+    let mut float = None;
+    let mut bpe = None;
     let (name, buf, builtin) = match &m.model {
         Some(p) => {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if p.is_dir() || ext == "gguf" || ext == "safetensors" {
-                bail!("{}: checkpoints must be converted first (GGUF and Hugging Face conversion is not in this build); pass a .edq file", p.display());
+            if !p.exists() {
+                bail!("{}: no such file or folder", p.display());
             }
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if p.is_dir()
+                || ext == "gguf"
+                || ext == "safetensors"
+                || p.file_name().is_some_and(|n| n == "config.json")
+            {
+                let opts = convert::Opts {
+                    ctx: m.ctx,
+                    keep_vocab: m.keep_vocab,
+                    output_head: m.output_head,
+                    threads: m.threads,
+                };
+                let (bytes, fm, tok) = convert::convert(p, &opts)?;
+                if want_float {
+                    float = Some(fm);
+                }
+                bpe = Some(tok);
+                (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
+            } else {
+                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
+            }
         }
         None => {
             let b = m.builtin;
@@ -153,15 +176,26 @@ pub fn load(m: &ModelArgs) -> Result<Loaded> {
     };
     // validate now so errors name the file
     buf.model().with_context(|| format!("loading {name}"))?;
-    let tok: Box<dyn Tokenizer> = match ByteTokenizer::for_vocab(buf.model()?.config.vocab) {
-        Ok(t) => Box::new(t),
-        Err(_) => Box::new(IdTokenizer),
+    let model = buf.model()?;
+    if bpe.is_none() {
+        if let Some(blob) = model.file().tokenizer() {
+            bpe = Some(
+                convert::tokenizer_from_blob(blob)
+                    .with_context(|| format!("tokenizer of {name}"))?,
+            );
+        }
+    }
+    let tok: Box<dyn Tokenizer> = match (bpe, ByteTokenizer::for_vocab(model.config.vocab)) {
+        (Some(t), _) => Box::new(QwenTokenizer(t)),
+        (None, Ok(t)) => Box::new(t),
+        (None, Err(_)) => Box::new(IdTokenizer),
     };
     Ok(Loaded {
         name,
         buf,
         tok,
         builtin,
+        float,
     })
 }
 
@@ -188,15 +222,15 @@ impl Loaded {
         Ok(fast)
     }
 
-    /// The float model for `--float`.
-    pub fn float_model(&self, m: &ModelArgs) -> Result<FloatModel> {
+    /// The float model for `--float`: the built-in generator's weights or the
+    /// checkpoint's (loaded when the model was converted on the fly).
+    pub fn float_model(&mut self) -> Result<FloatModel> {
+        if let Some(f) = self.float.take() {
+            return Ok(f);
+        }
         match self.builtin {
             Some((b, seed)) => Ok(float_model(&b.config(), seed)?),
-            None => bail!("--float needs the original float weights: use the built-in model (no --model) or a checkpoint; `{}` holds only integer weights", self.name),
+            None => bail!("--float needs the original float weights: use the built-in model (no --model) or a checkpoint (.gguf or Hugging Face folder); `{}` holds only integer weights", self.name),
         }
-        .map(|f| {
-            let _ = m;
-            f
-        })
     }
 }

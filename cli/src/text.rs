@@ -7,9 +7,9 @@ use edgedecoding_model::Model;
 pub trait Tokenizer {
     /// Encodes text.
     fn encode(&self, text: &str) -> Vec<u32>;
-    /// The printable text of the last token(s) of a growing sequence (handles
-    /// tokens that end inside a UTF-8 character).
-    fn decode_stream(&self, tokens: &[u32]) -> String;
+    /// A streaming decoder: feed ids one by one, get the text they complete
+    /// (tokens that end inside a UTF-8 character wait for the next ones).
+    fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_>;
     /// End of generation.
     fn is_end(&self, token: u32) -> bool;
     /// Tokens of one user turn (chat template) followed by the assistant header.
@@ -37,15 +37,15 @@ impl Tokenizer for ByteTokenizer {
     fn encode(&self, text: &str) -> Vec<u32> {
         text.bytes().map(u32::from).collect()
     }
-    fn decode_stream(&self, tokens: &[u32]) -> String {
-        // print the newest byte; bytes outside printable ASCII as escapes
-        match tokens.last() {
-            Some(&b) if (0x20..0x7f).contains(&b) || b == b'\n' as u32 => {
+    fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
+        // printable ASCII as is, other bytes as escapes
+        Box::new(|b| {
+            if (0x20..0x7f).contains(&b) || b == b'\n' as u32 {
                 (b as u8 as char).to_string()
+            } else {
+                format!("\\x{b:02x}")
             }
-            Some(&b) => format!("\\x{b:02x}"),
-            None => String::new(),
-        }
+        })
     }
     fn is_end(&self, _: u32) -> bool {
         false
@@ -69,8 +69,8 @@ impl Tokenizer for IdTokenizer {
     fn encode(&self, text: &str) -> Vec<u32> {
         text.bytes().map(u32::from).collect()
     }
-    fn decode_stream(&self, tokens: &[u32]) -> String {
-        tokens.last().map(|t| format!("<{t}>")).unwrap_or_default()
+    fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
+        Box::new(|t| format!("<{t}>"))
     }
     fn is_end(&self, _: u32) -> bool {
         false
@@ -83,6 +83,46 @@ impl Tokenizer for IdTokenizer {
     }
     fn describe(&self) -> String {
         "none (prompt bytes as ids, output as <id>)".into()
+    }
+}
+
+/// The Qwen2 BPE tokenizer of a real checkpoint, with the Qwen chat template.
+pub struct QwenTokenizer(pub edgedecoding_tokenizer::Tokenizer);
+
+/// `<|endoftext|>`.
+pub const ENDOFTEXT: u32 = 151_643;
+/// `<|im_end|>`, the end of a turn of the Instruct model.
+pub const IM_END: u32 = 151_645;
+
+impl Tokenizer for QwenTokenizer {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        self.0.encode(text)
+    }
+    fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
+        let mut s = self.0.stream_decoder().skip_special(true);
+        Box::new(move |id| s.push(id).unwrap_or_default())
+    }
+    fn is_end(&self, token: u32) -> bool {
+        token == ENDOFTEXT || token == IM_END || Some(token) == self.0.eos_id()
+    }
+    fn chat_turn(&self, user: &str, first: bool) -> Vec<u32> {
+        use edgedecoding_tokenizer::{chat_prompt, Role};
+        let text = if first {
+            chat_prompt(&[(Role::User, user)], true)
+        } else {
+            format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
+        };
+        self.0.encode(&text)
+    }
+    fn end_of_turn(&self) -> Vec<u32> {
+        self.0.encode("<|im_end|>\n")
+    }
+    fn describe(&self) -> String {
+        format!(
+            "Qwen2 byte-level BPE, {} tokens, {} merges",
+            self.0.vocab_size(),
+            self.0.merge_count()
+        )
     }
 }
 

@@ -66,9 +66,17 @@ pub fn search_group(t: &[i64; GROUP], unit: i64) -> ApotGroup {
     };
     // Seed with the smallest scale that does not clip the largest target: it is
     // usually the winner, so the other 35 pairs are pruned early.
-    let (seed1, seed2) = SCALES_ASC.iter().map(|&(_, a, b)| (a, b)).find(|&(a, b)| CODE_MAX as i64 * (((1i64 << a) + (1i64 << b)) << ul) >= amax).unwrap_or((EXP_MAX, EXP_MAX));
+    let (seed1, seed2) = SCALES_ASC
+        .iter()
+        .map(|&(_, a, b)| (a, b))
+        .find(|&(a, b)| CODE_MAX as i64 * (((1i64 << a) + (1i64 << b)) << ul) >= amax)
+        .unwrap_or((EXP_MAX, EXP_MAX));
     let (mut best_err, codes) = eval(seed1, seed2, i128::MAX).unwrap_or((i128::MAX, [0; GROUP]));
-    let mut best = ApotGroup { codes, s1: seed1, s2: seed2 };
+    let mut best = ApotGroup {
+        codes,
+        s1: seed1,
+        s2: seed2,
+    };
     let mut best_scale = best.scale() as i64;
     for &(scale, s1, s2) in SCALES_ASC.iter() {
         if (s1, s2) == (seed1, seed2) {

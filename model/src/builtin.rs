@@ -155,6 +155,7 @@ pub fn generate(
     let opts = ConvertOptions {
         calib_tokens: calib_tokens(config, seed, 16.min(config.ctx)),
         threads,
+        tokenizer: None,
     };
     quantize_model(&fm, &opts, progress)
 }

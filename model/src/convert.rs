@@ -27,6 +27,8 @@ pub struct ConvertOptions {
     pub calib_tokens: Vec<u32>,
     /// Threads for quantization and calibration (results do not depend on it).
     pub threads: usize,
+    /// Tokenizer blob stored as the file's optional `tokenizer` entry.
+    pub tokenizer: Option<Vec<u8>>,
 }
 
 /// A progress callback: `(stage, done, total)`.
@@ -40,6 +42,9 @@ pub fn frac_for(max: f32, headroom: f32) -> u32 {
     }
     f
 }
+
+/// Codes, exponents and row exponents of a range of rows.
+type PackedParts = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// Quantized APoT matrix: packed codes, packed exponents, row exponents.
 pub struct PackedMatrix {
@@ -63,7 +68,7 @@ pub fn quantize_matrix(
     let parts = threads.clamp(1, rows.max(1));
     // split on multiples of 4 rows so every part's exponent stream is whole bytes
     let chunk = rows.div_ceil(parts).div_ceil(4) * 4;
-    let results: Vec<Result<(Vec<u8>, Vec<u8>, Vec<u8>), ModelError>> = std::thread::scope(|s| {
+    let results: Vec<Result<PackedParts, ModelError>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..rows)
             .step_by(chunk.max(1))
             .map(|r0| {
@@ -252,6 +257,9 @@ pub fn quantize_model(
         push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down")?;
     }
     progress("quantize", c.n_layers, c.n_layers);
+    if let Some(t) = &opts.tokenizer {
+        owned.push((DType::U8, 1, t.len() as u64, t.clone()));
+    }
     let refs: Vec<(DType, u64, u64, &[u8])> = owned
         .iter()
         .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))

@@ -175,6 +175,10 @@ pub mod slot {
     pub const DOWN: usize = 24;
 }
 
+/// Name of the optional last entry: the tokenizer as a UTF-8 JSON blob
+/// (FORMAT.md §3), so a converted model file is self-contained.
+pub const TOKENIZER_NAME: &str = "tokenizer";
+
 /// Global tensors before the layers.
 pub const GLOBAL_EMB: usize = 0;
 /// Final norm index.
@@ -285,7 +289,11 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut chunks = bytes.chunks_exact(8);
     for (i, c) in chunks.by_ref().enumerate() {
-        let w = if i == CHECKSUM_AT / 8 { 0 } else { u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) };
+        let w = if i == CHECKSUM_AT / 8 {
+            0
+        } else {
+            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+        };
         h = (h ^ w).wrapping_mul(PRIME);
     }
     let rest = chunks.remainder();
@@ -389,7 +397,8 @@ impl<'a> EdqFile<'a> {
         }
         let n = rd_u32(bytes, 32) as usize;
         let want_n = n_tensors(&config);
-        if n != want_n {
+        // one optional trailing `tokenizer` entry (FORMAT.md §3)
+        if n != want_n && n != want_n + 1 {
             return Err(ModelError::BadHeader {
                 field: "n_tensors (config needs a different count)",
                 value: n as u64,
@@ -413,11 +422,14 @@ impl<'a> EdqFile<'a> {
         let mut prev_name = TensorName::new("directory");
         for i in 0..n {
             let e = file.raw_entry(i)?;
-            let (want_name, want_dt, want_r, want_c) =
+            let (want_name, want_dt, want_r, want_c) = if i < want_n {
                 tensor_spec(&config, i).ok_or(ModelError::BadHeader {
                     field: "n_tensors",
                     value: n as u64,
-                })?;
+                })?
+            } else {
+                (TensorName::new(TOKENIZER_NAME), DType::U8, 1, e.3)
+            };
             if e.0 != want_name {
                 return Err(ModelError::MissingTensor {
                     index: i as u32,
@@ -535,6 +547,15 @@ impl<'a> EdqFile<'a> {
         })
     }
 
+    /// The embedded tokenizer blob, if the file has one.
+    pub fn tokenizer(&self) -> Option<&'a [u8]> {
+        if self.n == n_tensors(&self.config) + 1 {
+            self.entry(self.n - 1).ok().map(|e| e.data)
+        } else {
+            None
+        }
+    }
+
     /// Number of tensors.
     pub fn len(&self) -> usize {
         self.n
@@ -627,8 +648,9 @@ pub mod write {
         tensors: &[(DType, u64, u64, &[u8])],
     ) -> Result<Vec<u8>, ModelError> {
         config.validate()?;
-        let n = n_tensors(config);
-        if tensors.len() != n {
+        let n_canon = n_tensors(config);
+        let n = tensors.len();
+        if n != n_canon && n != n_canon + 1 {
             return Err(ModelError::BadHeader {
                 field: "tensor count given to writer",
                 value: tensors.len() as u64,
@@ -637,7 +659,16 @@ pub mod write {
         let mut offset = (HEADER_LEN + n * ENTRY_LEN) as u64;
         let mut dir = Vec::with_capacity(n * ENTRY_LEN);
         for (i, &(dt, rows, cols, data)) in tensors.iter().enumerate() {
-            let (name, want_dt, wr, wc) = tensor_spec(config, i).ok_or(ModelError::Empty)?;
+            let (name, want_dt, wr, wc) = if i < n_canon {
+                tensor_spec(config, i).ok_or(ModelError::Empty)?
+            } else {
+                (
+                    TensorName::new(TOKENIZER_NAME),
+                    DType::U8,
+                    1,
+                    data.len() as u64,
+                )
+            };
             if dt != want_dt || (rows, cols) != (wr, wc) {
                 return Err(ModelError::Shape {
                     name,

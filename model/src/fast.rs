@@ -21,6 +21,9 @@ use crate::error::ModelError;
 use crate::pool::Pool;
 use crate::weights::Model;
 
+/// A worker's result slot.
+type Slot<T> = Mutex<Option<Result<T, KernelError>>>;
+
 struct Owned {
     rows: usize,
     cols: usize,
@@ -47,8 +50,7 @@ fn repack_par<W: ApotWeights + Sync + ?Sized>(w: &W, pool: &Pool) -> Result<Owne
     let panels = rows.div_ceil(PANEL);
     let groups = cols / GROUP;
     let n = pool.threads();
-    let parts: Vec<Mutex<Option<Result<(Vec<u8>, Vec<i8>), KernelError>>>> =
-        (0..n).map(|_| Mutex::new(None)).collect();
+    let parts: Vec<Slot<(Vec<u8>, Vec<i8>)>> = (0..n).map(|_| Mutex::new(None)).collect();
     pool.run(&|i| {
         let p0 = i * panels / n;
         let p1 = (i + 1) * panels / n;
@@ -144,8 +146,7 @@ impl Backend for Fast {
     ) -> Result<(), KernelError> {
         let n = self.pool.threads().min(p.n_heads).max(1);
         let hd = p.head_dim;
-        let results: Vec<Mutex<Option<Result<Vec<i32>, KernelError>>>> =
-            (0..n).map(|_| Mutex::new(None)).collect();
+        let results: Vec<Slot<Vec<i32>>> = (0..n).map(|_| Mutex::new(None)).collect();
         let job = |i: usize| {
             if i >= n {
                 return;
@@ -257,8 +258,7 @@ impl Backend for Fast {
         }
         let panels = m.panels();
         let n = self.pool.threads().min(panels).max(1);
-        let results: Vec<Mutex<Option<Result<Vec<i32>, KernelError>>>> =
-            (0..n).map(|_| Mutex::new(None)).collect();
+        let results: Vec<Slot<Vec<i32>>> = (0..n).map(|_| Mutex::new(None)).collect();
         let job = |i: usize| {
             if i >= n {
                 return;

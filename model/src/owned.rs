@@ -40,6 +40,9 @@ impl ModelBuf {
     }
 }
 
+/// Packed codes, packed exponents and row exponents of a range of head rows.
+pub type HeadParts = (Vec<u8>, Vec<u8>, Vec<i8>);
+
 /// The lm_head derived once from the embedding and stored packed: same bits
 /// as the on-the-fly derivation, read faster.
 pub struct OwnedHead {
@@ -56,7 +59,7 @@ impl OwnedHead {
     pub fn derive_rows(
         m: &Model<'_>,
         rows: core::ops::Range<usize>,
-    ) -> Result<(Vec<u8>, Vec<u8>, Vec<i8>), ModelError> {
+    ) -> Result<HeadParts, ModelError> {
         let h = m.config.hidden;
         let g = h / GROUP;
         let n = rows.len();
@@ -89,11 +92,7 @@ impl OwnedHead {
     /// Assembles a head from parts derived separately (rows in order). Parts
     /// must each cover a multiple of 4 rows except the last, so that the
     /// packed exponent streams concatenate on byte boundaries.
-    pub fn from_parts(
-        rows: usize,
-        cols: usize,
-        parts: Vec<(Vec<u8>, Vec<u8>, Vec<i8>)>,
-    ) -> Result<Self, ModelError> {
+    pub fn from_parts(rows: usize, cols: usize, parts: Vec<HeadParts>) -> Result<Self, ModelError> {
         let mut codes = Vec::new();
         let mut exps = Vec::new();
         let mut row_exps = Vec::new();

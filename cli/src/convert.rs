@@ -1,0 +1,220 @@
+//! Real checkpoints: GGUF files and Hugging Face folders converted to the
+//! integer model on the fly or to a `.edq` file, with their tokenizer.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use edgedecoding_checkpoint::{load_float_model_with_progress, GgufMetadata, LoadOptions};
+use edgedecoding_model::convert::{quantize_model, ConvertOptions};
+use edgedecoding_model::float_ref::FloatModel;
+use edgedecoding_tokenizer::{GgufVocab, Tokenizer as Bpe};
+
+use crate::source::bar;
+
+/// Text the converter calibrates the Q/K/V formats on (built in, English prose,
+/// numbers and a little code; written for this project).
+pub const CALIB_TEXT: &str = include_str!("calib.txt");
+
+/// Calibration tokens taken from [`CALIB_TEXT`].
+pub const CALIB_TOKENS: usize = 384;
+
+/// Options of a conversion.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// KV-cache capacity of the converted model.
+    pub ctx: usize,
+    /// Keep only this many vocabulary entries (the accelerator keeps 37984).
+    pub keep_vocab: Option<usize>,
+    /// Use the checkpoint's separate `output.weight` in the float reference.
+    pub output_head: bool,
+    /// Threads.
+    pub threads: usize,
+}
+
+/// The tokenizer JSON blob of a checkpoint (FORMAT.md §3) and the tokenizer:
+/// GGUF metadata, or `tokenizer.json` in a Hugging Face folder.
+pub fn tokenizer_of(gguf: Option<&GgufMetadata>, hf_dir: Option<&Path>) -> Result<(Vec<u8>, Bpe)> {
+    if let Some(g) = gguf {
+        let vocab = GgufVocab {
+            tokens: g
+                .get_str_array("tokenizer.ggml.tokens")
+                .context("GGUF tokenizer tokens")?
+                .to_vec(),
+            merges: g
+                .get_str_array("tokenizer.ggml.merges")
+                .context("GGUF tokenizer merges")?
+                .to_vec(),
+            token_type: g
+                .get_int_array("tokenizer.ggml.token_type")
+                .map(|v| v.iter().map(|&x| x as i32).collect())
+                .unwrap_or_default(),
+            pre: g
+                .get_str("tokenizer.ggml.pre")
+                .unwrap_or("qwen2")
+                .to_string(),
+            bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id").ok(),
+            eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
+        };
+        let tok = Bpe::from_gguf(&vocab).map_err(|e| anyhow::anyhow!("GGUF tokenizer: {e}"))?;
+        let blob = serde_json::json!({ "gguf_vocab": {
+            "tokens": vocab.tokens, "merges": vocab.merges, "token_type": vocab.token_type,
+            "pre": vocab.pre, "bos_token_id": vocab.bos_token_id, "eos_token_id": vocab.eos_token_id,
+        }});
+        return Ok((serde_json::to_vec(&blob)?, tok));
+    }
+    if let Some(dir) = hf_dir {
+        let path = dir.join("tokenizer.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let tok = Bpe::from_tokenizer_json(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return Ok((text.into_bytes(), tok));
+    }
+    bail!("checkpoint has no tokenizer")
+}
+
+/// Rebuilds the tokenizer from a `.edq` file's blob.
+pub fn tokenizer_from_blob(blob: &[u8]) -> Result<Bpe> {
+    let v: serde_json::Value =
+        serde_json::from_slice(blob).context("tokenizer blob is not JSON")?;
+    if let Some(g) = v.get("gguf_vocab") {
+        let strs = |k: &str| -> Vec<String> {
+            g.get(k)
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let vocab = GgufVocab {
+            tokens: strs("tokens"),
+            merges: strs("merges"),
+            token_type: g
+                .get("token_type")
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_i64())
+                        .map(|x| x as i32)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            pre: g
+                .get("pre")
+                .and_then(|s| s.as_str())
+                .unwrap_or("qwen2")
+                .to_string(),
+            bos_token_id: g
+                .get("bos_token_id")
+                .and_then(|x| x.as_u64())
+                .map(|x| x as u32),
+            eos_token_id: g
+                .get("eos_token_id")
+                .and_then(|x| x.as_u64())
+                .map(|x| x as u32),
+        };
+        return Bpe::from_gguf(&vocab).map_err(|e| anyhow::anyhow!("embedded tokenizer: {e}"));
+    }
+    let text = std::str::from_utf8(blob).context("tokenizer blob is not UTF-8")?;
+    Bpe::from_tokenizer_json(text).map_err(|e| anyhow::anyhow!("embedded tokenizer.json: {e}"))
+}
+
+/// The default keep list for a pruned vocabulary of `n` entries: the special
+/// and control tokens (kinds other than normal BPE tokens, and every id from
+/// `<|endoftext|>` 151643 up), then the lowest remaining ids until `n` — Qwen's
+/// ids follow its BPE merge order, so low ids are the byte tokens and the
+/// earliest, most frequent merges.
+pub fn default_keep(tok: &Bpe, vocab: usize, n: usize) -> Result<Vec<u32>> {
+    if n == 0 || n > vocab {
+        bail!("--keep-vocab must be in 1..={vocab}");
+    }
+    let special = |id: u32| {
+        id >= 151_643
+            || !matches!(
+                tok.token_kind(id),
+                Some(edgedecoding_tokenizer::TokenKind::Normal) | None
+            )
+    };
+    let mut keep: Vec<u32> = (0..vocab as u32)
+        .filter(|&id| special(id) && (id as usize) < vocab && tok.id_to_token(id).is_some())
+        .collect();
+    if keep.len() > n {
+        bail!(
+            "--keep-vocab {n} is smaller than the {} special tokens",
+            keep.len()
+        );
+    }
+    let mut id = 0u32;
+    while keep.len() < n && (id as usize) < vocab {
+        if !special(id) {
+            keep.push(id);
+        }
+        id += 1;
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    Ok(keep)
+}
+
+/// Loads a checkpoint, converts it to `.edq` bytes (with its tokenizer), and
+/// returns the float model too (for `--float`).
+pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
+    let t0 = std::time::Instant::now();
+    // the tokenizer first: the keep list needs it
+    let (blob, tok) = if path.is_dir() {
+        tokenizer_of(None, Some(path))?
+    } else if path.extension().is_some_and(|e| e == "gguf") {
+        let meta = edgedecoding_checkpoint::gguf::read_metadata(path)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokenizer_of(Some(&meta), None)?
+    } else {
+        tokenizer_of(None, Some(path.parent().unwrap_or(Path::new("."))))?
+    };
+    let keep = match o.keep_vocab {
+        Some(n) => Some(default_keep(&tok, tok.vocab_size().max(1), n)?),
+        None => None,
+    };
+    let opts = LoadOptions {
+        ctx: o.ctx,
+        keep,
+        use_output_head: o.output_head,
+    };
+    let pb = bar(1, "load");
+    let (fm, _) = load_float_model_with_progress(path, &opts, &mut |stage, done, total| {
+        pb.set_message(stage.to_string());
+        pb.set_length(total.max(1) as u64);
+        pb.set_position(done as u64);
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    pb.finish_and_clear();
+    let mut calib: Vec<u32> = tok
+        .encode(CALIB_TEXT)
+        .into_iter()
+        .filter(|&t| fm.row_of_token(t).is_ok())
+        .collect();
+    calib.truncate(CALIB_TOKENS.min(o.ctx));
+    let pb = bar(fm.config.n_layers as u64, "quantize");
+    let bytes = quantize_model(
+        &fm,
+        &ConvertOptions {
+            calib_tokens: calib,
+            threads: o.threads,
+            tokenizer: Some(blob),
+        },
+        &mut |stage, done, total| {
+            pb.set_message(stage.to_string());
+            pb.set_length(total.max(1) as u64);
+            pb.set_position(done as u64);
+        },
+    )?;
+    pb.finish_and_clear();
+    eprintln!(
+        "[converted {} in {:.1} s: {:.1} MB]",
+        path.display(),
+        t0.elapsed().as_secs_f64(),
+        bytes.len() as f64 / 1e6
+    );
+    Ok((bytes, fm, tok))
+}
