@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use edgedecoding_kernels::argmax::argmax_i32;
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_model::{Decoder, Head, State, StateMem};
 
@@ -116,6 +117,10 @@ enum Cmd {
         /// (built-in model or a checkpoint).
         #[arg(long)]
         float: bool,
+        /// Run both the integer model and the f32 reference; report both
+        /// perplexities, their ratio and the teacher-forced top-1 agreement.
+        #[arg(long, conflicts_with = "float")]
+        compare: bool,
     },
     /// Prefill and decode speed (tokens per second), like llama-bench.
     Bench {
@@ -203,7 +208,8 @@ fn run(cli: Cli) -> Result<()> {
             window,
             max_windows,
             float,
-        } => perplexity(&m, &file, window, max_windows, float),
+            compare,
+        } => perplexity(&m, &file, window, max_windows, float, compare),
         Cmd::Bench {
             m,
             prefill,
@@ -363,13 +369,21 @@ fn perplexity(
     window: usize,
     max_windows: usize,
     float: bool,
+    compare: bool,
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut l = source::load(m, float)?;
-    let fm: Option<FloatModel> = if float { Some(l.float_model()?) } else { None };
+    let mut l = source::load(m, float || compare)?;
+    let fm: Option<FloatModel> = if float || compare {
+        Some(l.float_model()?)
+    } else {
+        None
+    };
     let model = l.model()?;
     let toks = l.tok.encode(&text);
+    if let Some(&t) = toks.iter().find(|&&t| model.row_of_token(t).is_err()) {
+        bail!("{} contains token {t}, which the model's kept vocabulary lacks: perplexity needs an unpruned model", file.display());
+    }
     let window = window.min(model.config.ctx);
     if window < 2 {
         bail!("window must be at least 2 tokens");
@@ -385,43 +399,76 @@ fn perplexity(
             toks.len()
         );
     }
+    let row = |t: u32| model.row_of_token(t).unwrap_or(0);
     let bar = source::bar(windows.len() as u64, "windows");
-    let (mut nll, mut count) = (0.0f64, 0usize);
-    if let Some(fm) = fm {
-        for w in &windows {
-            fm.forward(w, m.threads, None, 0..w.len() - 1, &mut |i, lg| {
-                nll += text::nll_f32(lg, model.row_of_token(w[i + 1]).unwrap_or(0));
-                count += 1;
-            })?;
-            bar.inc(1);
-        }
+    // per prediction: integer argmax and nll; float argmax and nll
+    let (mut nll_i, mut nll_f, mut count, mut agree) = (0.0f64, 0.0f64, 0usize, 0usize);
+    let mut dec = if float && !compare {
+        None
     } else {
         let be = l.backend(&model, m.threads)?;
-        let mut mem = StateMem::new(&model.config);
-        let mut d = Decoder::new(
-            model,
-            Head::derived(&model)?,
-            State::new(&model.config, mem.bytes())?,
-            be,
-        )?;
-        for w in &windows {
-            d.reset();
+        Some((be, StateMem::new(&model.config)))
+    };
+    let t0 = Instant::now();
+    for w in &windows {
+        let mut int_top = vec![0usize; w.len()];
+        if let Some((be, mem)) = dec.as_mut() {
+            let mut d = Decoder::new(
+                model,
+                Head::derived(&model)?,
+                State::new(&model.config, mem.bytes())?,
+                &*be,
+            )?;
             d.prefill_all(w, &mut |i, lg| {
                 if i + 1 < w.len() {
-                    nll += text::nll_q12(lg, model.row_of_token(w[i + 1]).unwrap_or(0));
-                    count += 1;
+                    nll_i += text::nll_q12(lg, row(w[i + 1]));
+                    int_top[i] = argmax_i32(lg).unwrap_or(0);
                 }
             })?;
-            bar.inc(1);
         }
+        if let Some(fm) = &fm {
+            fm.forward(w, m.threads, None, 0..w.len() - 1, &mut |i, lg| {
+                nll_f += text::nll_f32(lg, row(w[i + 1]));
+                let ft = lg
+                    .iter()
+                    .enumerate()
+                    .fold(
+                        (0usize, f32::MIN),
+                        |(bi, bv), (j, &v)| if v > bv { (j, v) } else { (bi, bv) },
+                    )
+                    .0;
+                agree += (ft == int_top[i]) as usize;
+            })?;
+        }
+        count += w.len() - 1;
+        bar.inc(1);
     }
     bar.finish_and_clear();
-    let ppl = (nll / count as f64).exp();
+    let secs = t0.elapsed().as_secs_f64();
+    let ppl_i = (nll_i / count as f64).exp();
+    let ppl_f = (nll_f / count as f64).exp();
     println!(
-        "{} perplexity: {ppl:.4} over {count} predictions ({} windows of {window} tokens)",
-        if float { "float" } else { "integer" },
-        windows.len()
+        "{count} predictions, {} windows of {window} tokens, {} tokens in the file, {secs:.0} s",
+        windows.len(),
+        toks.len()
     );
+    if dec.is_some() {
+        println!("integer perplexity: {ppl_i:.4}");
+    }
+    if fm.is_some() {
+        println!("float perplexity:   {ppl_f:.4}");
+    }
+    if compare {
+        println!(
+            "ratio integer/float: {:.4} ({:+.2} %)",
+            ppl_i / ppl_f,
+            (ppl_i / ppl_f - 1.0) * 100.0
+        );
+        println!(
+            "teacher-forced top-1 agreement: {agree}/{count} = {:.2} %",
+            100.0 * agree as f64 / count as f64
+        );
+    }
     Ok(())
 }
 

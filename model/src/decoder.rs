@@ -95,6 +95,36 @@ pub trait Backend {
     }
 }
 
+/// A shared reference to a backend is a backend (one repacked model can serve
+/// several decoders).
+impl<B: Backend> Backend for &B {
+    fn linear<W: ApotWeights + Sync + ?Sized>(
+        &self,
+        id: MatId,
+        w: &W,
+        x: &[BfpBlock],
+        bias: Option<&[i32]>,
+        out_frac: i32,
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        (**self).linear(id, w, x, bias, out_frac, out)
+    }
+
+    fn attention(
+        &self,
+        p: &AttnParams,
+        q: &[i16],
+        k_cache: &[i16],
+        v_cache: &[i16],
+        len: usize,
+        scores: &mut [i64],
+        probs: &mut [u16],
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        (**self).attention(p, q, k_cache, v_cache, len, scores, probs, out)
+    }
+}
+
 /// The scalar reference, single-threaded (no_std).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Serial;

@@ -110,12 +110,7 @@ pub fn matmul(x: &[f32], w: &[f32], k: usize, out: &mut [f32], threads: usize) {
                 let (r0, r1) = (bounds[p], bounds[p + 1]);
                 s.spawn(move || {
                     let mut buf = vec![0.0f32; n * (r1 - r0)];
-                    for t in 0..n {
-                        let xt = &x[t * k..(t + 1) * k];
-                        for r in r0..r1 {
-                            buf[t * (r1 - r0) + r - r0] = dot(xt, &w[r * k..(r + 1) * k]);
-                        }
-                    }
+                    block(x, w, k, n, r0, r1, &mut buf);
                     buf
                 })
             })
@@ -130,6 +125,91 @@ pub fn matmul(x: &[f32], w: &[f32], k: usize, out: &mut [f32], threads: usize) {
             out[t * m + r0..t * m + r1].copy_from_slice(&buf[t * (r1 - r0)..(t + 1) * (r1 - r0)]);
         }
     }
+}
+
+/// `buf[t][r - r0] = dot(x[t], w[r])` for all tokens and rows `r0..r1`, in
+/// tiles of 4 tokens x 4 rows. Every value is computed exactly as [`dot`] does
+/// (same 8 lanes, same order), with AVX when the CPU has it, so the result does
+/// not depend on the CPU or the tiling.
+fn block(x: &[f32], w: &[f32], k: usize, n: usize, r0: usize, r1: usize, buf: &mut [f32]) {
+    let nr = r1 - r0;
+    #[cfg(target_arch = "x86_64")]
+    let avx = std::is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx = false;
+    let mut t = 0;
+    while t < n {
+        let tn = (n - t).min(4);
+        let mut r = r0;
+        while r < r1 {
+            let rn = (r1 - r).min(4);
+            if avx && tn == 4 && rn == 4 {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let xs: [&[f32]; 4] =
+                        core::array::from_fn(|i| &x[(t + i) * k..(t + i + 1) * k]);
+                    let ws: [&[f32]; 4] =
+                        core::array::from_fn(|j| &w[(r + j) * k..(r + j + 1) * k]);
+                    // SAFETY: AVX was detected at run time; slices have length k.
+                    let v = unsafe { tile4x4_avx(xs, ws) };
+                    for i in 0..4 {
+                        for j in 0..4 {
+                            buf[(t + i) * nr + r + j - r0] = v[i][j];
+                        }
+                    }
+                }
+            } else {
+                for i in 0..tn {
+                    for j in 0..rn {
+                        buf[(t + i) * nr + r + j - r0] = dot(
+                            &x[(t + i) * k..(t + i + 1) * k],
+                            &w[(r + j) * k..(r + j + 1) * k],
+                        );
+                    }
+                }
+            }
+            r += rn;
+        }
+        t += tn;
+    }
+}
+
+/// 16 dot products of [`dot`]'s exact arithmetic: 8 lanes of separate
+/// multiply and add (no FMA), lanes summed 0..7, then the tail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn tile4x4_avx(x: [&[f32]; 4], w: [&[f32]; 4]) -> [[f32; 4]; 4] {
+    use core::arch::x86_64::*;
+    let k = x[0].len();
+    let n8 = k / 8 * 8;
+    let mut acc = [[_mm256_setzero_ps(); 4]; 4];
+    let mut c = 0;
+    while c < n8 {
+        let xv: [__m256; 4] = core::array::from_fn(|i| _mm256_loadu_ps(x[i].as_ptr().add(c)));
+        let wv: [__m256; 4] = core::array::from_fn(|j| _mm256_loadu_ps(w[j].as_ptr().add(c)));
+        for i in 0..4 {
+            for j in 0..4 {
+                acc[i][j] = _mm256_add_ps(acc[i][j], _mm256_mul_ps(xv[i], wv[j]));
+            }
+        }
+        c += 8;
+    }
+    let mut out = [[0.0f32; 4]; 4];
+    for i in 0..4 {
+        for j in 0..4 {
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[i][j]);
+            let mut s = 0.0f32;
+            for l in lanes {
+                s += l;
+            }
+            for q in n8..k {
+                s += x[i][q] * w[j][q];
+            }
+            out[i][j] = s;
+        }
+    }
+    out
 }
 
 fn rmsnorm(x: &[f32], g: &[f32], eps: f32, out: &mut [f32]) {
@@ -383,5 +463,41 @@ impl FloatModel {
             eps: (m.globals.eps_q40 as f64 / (1u64 << 40) as f64) as f32,
             keep: m.keep.map(|k| k.to_vec()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tiled (AVX) matmul gives exactly the scalar `dot` of every pair, for
+    /// shapes with full tiles, partial tiles and a tail of k.
+    #[test]
+    fn tiled_matmul_equals_dot_bitwise() {
+        let mut seed = 5u64;
+        let mut r = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
+        };
+        for (n, m, k) in [(4, 4, 64), (9, 7, 901), (1, 13, 8), (16, 33, 896)] {
+            let x: Vec<f32> = (0..n * k).map(|_| r()).collect();
+            let w: Vec<f32> = (0..m * k).map(|_| r()).collect();
+            for threads in [1, 2, 3] {
+                let mut out = vec![0.0f32; n * m];
+                matmul(&x, &w, k, &mut out, threads);
+                for t in 0..n {
+                    for j in 0..m {
+                        let want = dot(&x[t * k..(t + 1) * k], &w[j * k..(j + 1) * k]);
+                        assert_eq!(
+                            out[t * m + j].to_bits(),
+                            want.to_bits(),
+                            "n {n} m {m} k {k} t {t} j {j}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
