@@ -1,0 +1,69 @@
+//! End to end on the real checkpoint when it is present (the CI script fetches
+//! it with `../shared/tools/fetch-real-model.sh` when it can): convert the GGUF
+//! to `.edq` with the accelerator's pruned vocabulary, then greedy-decode 16
+//! tokens after "The capital of France is" and expect "Paris".
+//! Skips, with a printed reason, when the file is absent.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn real_gguf() -> Option<PathBuf> {
+    let p = std::env::var_os("EDGEDECODING_REAL_GGUF").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
+    })?;
+    p.exists().then_some(p)
+}
+
+#[test]
+fn real_model_knows_the_capital_of_france() {
+    let Some(gguf) = real_gguf() else {
+        println!("SKIPPED: real GGUF not found (run ../shared/tools/fetch-real-model.sh or set EDGEDECODING_REAL_GGUF)");
+        return;
+    };
+    let exe = env!("CARGO_BIN_EXE_edgedecoding");
+    let dir = std::env::temp_dir().join(format!("edq-real-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let edq = dir.join("qwen-pruned.edq");
+    let out = Command::new(exe)
+        .args(["convert", "--model"])
+        .arg(&gguf)
+        .args(["--ctx", "64", "--keep-vocab", "37984", "--out"])
+        .arg(&edq)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "convert failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(exe).args(["generate", "--model"]).arg(&edq).args(["-n", "16", "--prompt", "The capital of France is"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("generated: {text:?}");
+    assert!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Paris"), "no Paris in {text:?}");
+    // inspect shows the pruned head and the tokenizer
+    let out = Command::new(exe).args(["inspect", "--model"]).arg(&edq).output().unwrap();
+    let info = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(info.contains("151936 (37984 kept)"), "{info}");
+    assert!(info.contains("Qwen2 byte-level BPE"), "{info}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad input gives a one-line error and a non-zero exit, never a panic.
+#[test]
+fn cli_errors_are_one_line() {
+    let exe = env!("CARGO_BIN_EXE_edgedecoding");
+    let dir = std::env::temp_dir().join(format!("edq-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.edq");
+    std::fs::write(&bad, b"EDQMODEL but not really a model").unwrap();
+    for args in [
+        vec!["inspect", "--model", bad.to_str().unwrap()],
+        vec!["generate", "--model", "/nonexistent/model.edq"],
+        vec!["generate", "--builtin", "tiny", "--temperature", "-1"],
+        vec!["bench", "--builtin", "tiny", "-p", "9999"],
+    ] {
+        let out = Command::new(exe).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
