@@ -1,0 +1,50 @@
+//! Golden vectors, DDR images and a verifier for the EdgeDecoding hardware
+//! team (docs/VECTORS.md).
+//!
+//! * [`vectors::write_suite`] — `edgedecoding vectors`: seeded random and edge
+//!   cases of every kernel operator, per-layer intermediates of the decoder,
+//!   whole prefill chunks and decode steps, and the ROM tables, as raw
+//!   little-endian files with a JSON manifest, a plain-text index, C headers for
+//!   small cases and `$readmemh` files for the ROMs.
+//! * [`export::export_hw`] — `edgedecoding export-hw`: the accelerator's DDR
+//!   images (23-word runs of 256-bit words, split over two AXI ports).
+//! * [`verify::verify`] — `edgedecoding verify`: compares a device's output
+//!   files with the golden ones.
+//!
+//! Everything here is computed with the kernels of `edgedecoding-kernels` and
+//! the decoder of `edgedecoding-model`; the per-layer capture ([`layer`]) is a
+//! step-by-step copy of the decoder's layer that is checked against the
+//! decoder (K/V cache rows and logits) every time a suite is written.
+
+pub mod cli;
+pub mod export;
+pub mod hw;
+pub mod layer;
+pub mod manifest;
+pub mod ops;
+pub mod rng;
+pub mod suite;
+pub mod vectors;
+pub mod verify;
+
+use edgedecoding_model::Config;
+use serde_json::{json, Value};
+
+/// Generator tag written into every manifest.
+pub const GENERATOR: &str = concat!("edgedecoding-reference-vectors ", env!("CARGO_PKG_VERSION"));
+
+/// A model configuration as JSON.
+pub fn config_json(c: &Config) -> Value {
+    json!({
+        "n_layers": c.n_layers,
+        "hidden": c.hidden,
+        "ffn": c.ffn,
+        "n_heads": c.n_heads,
+        "n_kv_heads": c.n_kv_heads,
+        "head_dim": c.head_dim,
+        "vocab": c.vocab,
+        "n_kept": c.n_kept,
+        "rope_theta": c.rope_theta,
+        "ctx": c.ctx,
+    })
+}
