@@ -8,9 +8,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn real_gguf() -> Option<PathBuf> {
-    let p = std::env::var_os("EDGEDECODING_REAL_GGUF").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
-    })?;
+    let p = std::env::var_os("EDGEDECODING_REAL_GGUF")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h).join(".cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+            })
+        })?;
     p.exists().then_some(p)
 }
 
@@ -31,14 +35,31 @@ fn real_model_knows_the_capital_of_france() {
         .arg(&edq)
         .output()
         .unwrap();
-    assert!(out.status.success(), "convert failed: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(exe).args(["generate", "--model"]).arg(&edq).args(["-n", "16", "--prompt", "The capital of France is"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "convert failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(exe)
+        .args(["generate", "--model"])
+        .arg(&edq)
+        .args(["-n", "16", "--prompt", "The capital of France is"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     println!("generated: {text:?}");
-    assert!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "generate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("Paris"), "no Paris in {text:?}");
     // inspect shows the pruned head and the tokenizer
-    let out = Command::new(exe).args(["inspect", "--model"]).arg(&edq).output().unwrap();
+    let out = Command::new(exe)
+        .args(["inspect", "--model"])
+        .arg(&edq)
+        .output()
+        .unwrap();
     let info = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(info.contains("151936 (37984 kept)"), "{info}");
     assert!(info.contains("Qwen2 byte-level BPE"), "{info}");
