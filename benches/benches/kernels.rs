@@ -12,6 +12,9 @@ use criterion::{
 };
 use edgedecoding_kernels::attention::{attention, AttnParams};
 use edgedecoding_kernels::bfp::{quantize_bfp, BfpBlock};
+use edgedecoding_kernels::fast::{
+    linear_fast, prepare, repack, repacked_len, Isa, Prepared, Repacked,
+};
 use edgedecoding_kernels::format::{
     pack_group, packed_codes_len, packed_exps_len, ApotGroup, ApotMatrix,
 };
@@ -220,9 +223,58 @@ fn bench_quantize_bfp(c: &mut Criterion) {
     g.finish();
 }
 
+/// The repacked SIMD linear kernel (`kernels::fast`, the CPU fallback's hot
+/// loop) on the detected ISA, single-threaded, same shapes as `linear`.
+fn bench_linear_fast(c: &mut Criterion) {
+    let mut g = c.benchmark_group("linear_fast");
+    short(&mut g);
+    g.sampling_mode(SamplingMode::Flat);
+    let isa = Isa::detect();
+    let mut rng = Lcg(0x5eed_0002);
+    for (rows, cols) in [(896, 896), (4864, 896), (896, 4864), (151936, 896)] {
+        let m = PackedMatrix::random(rows, cols, &mut rng);
+        let w = m.view();
+        let mut data = vec![0u8; repacked_len(rows, cols)];
+        let mut rexp = vec![0i8; rows];
+        repack(&w, &mut data, &mut rexp).expect("repack");
+        let fast = Repacked::new(rows, cols, &data, &rexp).expect("shape");
+        for tokens in [1usize, 8] {
+            if rows > 10000 && tokens > 1 {
+                continue;
+            }
+            let xs = random_activations(tokens * cols, &mut rng);
+            let mut x = vec![BfpBlock::default(); tokens * cols / GROUP];
+            quantize_bfp(&xs, &mut x).expect("shape");
+            let mut prep = vec![Prepared::default(); x.len()];
+            prepare(&x, &mut prep).expect("shape");
+            let mut out = vec![0i32; tokens * rows];
+            g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
+            g.bench_function(
+                BenchmarkId::new(format!("{rows}x{cols}/{isa:?}"), format!("t{tokens}")),
+                |b| {
+                    b.iter(|| {
+                        linear_fast(
+                            isa,
+                            black_box(&fast),
+                            black_box(&prep),
+                            None,
+                            ACT_FRAC as i32,
+                            0..fast.panels(),
+                            black_box(&mut out),
+                        )
+                        .expect("shape")
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_linear,
+    bench_linear_fast,
     bench_attention,
     bench_rmsnorm,
     bench_quantize_bfp

@@ -546,19 +546,25 @@ mod avx512 {
                 let p = _mm512_sub_epi32(raw, _mm512_set1_epi32(xp.msum16));
                 // |p| <= 2^14, scale <= 256: the product fits i32 exactly
                 let ps = _mm512_mullo_epi32(p, scale);
-                let cnt = _mm_cvtsi32_si128(xp.e as i32);
-                let lo = _mm512_sll_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(ps)), cnt);
-                let hi = _mm512_sll_epi64(
-                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(ps)),
-                    cnt,
-                );
-                lo_acc[t] = _mm512_add_epi64(lo_acc[t], lo);
-                hi_acc[t] = _mm512_add_epi64(hi_acc[t], hi);
+                // widen in-lane: 64-bit lane k holds rows 2k (low half) and 2k+1
+                // (high half); arithmetic shifts sign-extend each (no cross-lane ops)
+                let cnt = _mm512_set1_epi64(xp.e as i64);
+                let even =
+                    _mm512_sllv_epi64(_mm512_srai_epi64::<32>(_mm512_slli_epi64::<32>(ps)), cnt);
+                let odd = _mm512_sllv_epi64(_mm512_srai_epi64::<32>(ps), cnt);
+                lo_acc[t] = _mm512_add_epi64(lo_acc[t], even);
+                hi_acc[t] = _mm512_add_epi64(hi_acc[t], odd);
             }
         }
         for t in 0..nt {
-            _mm512_storeu_si512(acc[t].as_mut_ptr() as *mut __m512i, lo_acc[t]);
-            _mm512_storeu_si512(acc[t].as_mut_ptr().add(8) as *mut __m512i, hi_acc[t]);
+            let mut even = [0i64; 8];
+            let mut odd = [0i64; 8];
+            _mm512_storeu_si512(even.as_mut_ptr() as *mut __m512i, lo_acc[t]);
+            _mm512_storeu_si512(odd.as_mut_ptr() as *mut __m512i, hi_acc[t]);
+            for k in 0..8 {
+                acc[t][2 * k] = even[k];
+                acc[t][2 * k + 1] = odd[k];
+            }
         }
     }
 
