@@ -135,6 +135,10 @@ enum Cmd {
         /// Thread counts to measure.
         #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
         thread_counts: Vec<usize>,
+        /// Also measure the scalar reference decoder (single thread, the
+        /// arithmetic every fast path is tested against).
+        #[arg(long)]
+        reference: bool,
     },
     /// Summary of a model file.
     Inspect {
@@ -215,7 +219,14 @@ fn run(cli: Cli) -> Result<()> {
             prefill,
             decode,
             thread_counts,
-        } => bench(&source::load(&m, false)?, prefill, decode, &thread_counts),
+            reference,
+        } => bench(
+            &source::load(&m, false)?,
+            prefill,
+            decode,
+            &thread_counts,
+            reference,
+        ),
         Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
         Cmd::Convert { m, out } => {
             let loaded = source::load(&m, false)?;
@@ -472,7 +483,34 @@ fn perplexity(
     Ok(())
 }
 
-fn bench(l: &Loaded, prefill: usize, decode: usize, thread_counts: &[usize]) -> Result<()> {
+/// Prefill `prompt`, then decode `decode` tokens; returns (prefill s, decode s).
+fn time_run<B: edgedecoding_model::Backend>(
+    d: &mut Decoder<'_, '_, B>,
+    prompt: &[u32],
+    first: u32,
+    decode: usize,
+) -> Result<(f64, f64)> {
+    let t0 = Instant::now();
+    let mut next = if prompt.is_empty() {
+        d.prefill(&[first])?
+    } else {
+        d.prefill(prompt)?
+    };
+    let tp = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for _ in 0..decode {
+        next = d.decode(next)?;
+    }
+    Ok((tp, t1.elapsed().as_secs_f64()))
+}
+
+fn bench(
+    l: &Loaded,
+    prefill: usize,
+    decode: usize,
+    thread_counts: &[usize],
+    reference: bool,
+) -> Result<()> {
     let model = l.model()?;
     let c = model.config;
     if prefill + decode > c.ctx {
@@ -501,30 +539,14 @@ fn bench(l: &Loaded, prefill: usize, decode: usize, thread_counts: &[usize]) -> 
             State::new(&c, mem.bytes())?,
             be,
         )?;
-        let t0 = Instant::now();
-        let mut next = if prefill > 0 {
-            d.prefill(&prompt)?
-        } else {
-            d.prefill(
-                &prompt[..0]
-                    .iter()
-                    .copied()
-                    .chain([model.token_of_row(0)])
-                    .collect::<Vec<_>>(),
-            )?
-        };
-        let tp = t0.elapsed().as_secs_f64();
+        let (tp, td) = time_run(&mut d, &prompt, model.token_of_row(0), decode)?;
         if prefill > 0 {
             println!(
                 "| {t} | prefill pp{prefill} | {prefill} | {tp:.3} | {:.2} |",
                 prefill as f64 / tp
             );
         }
-        let t1 = Instant::now();
-        for _ in 0..decode {
-            next = d.decode(next)?;
-        }
-        let td = t1.elapsed().as_secs_f64();
+
         println!(
             "| {t} | decode tg{decode} | {decode} | {td:.3} | {:.2} |",
             decode as f64 / td
@@ -533,6 +555,29 @@ fn bench(l: &Loaded, prefill: usize, decode: usize, thread_counts: &[usize]) -> 
             "[{t} threads, {isa:?}: {:.1} MB of weights read per decode step, {:.1} GB/s effective]",
             bytes as f64 / 1e6,
             bytes as f64 * decode as f64 / td / 1e9
+        );
+    }
+    if reference {
+        // the head derived once and stored packed (deriving it on the fly, as the
+        // heap-free path does, costs as much as the rest of the model per token)
+        let head = edgedecoding_model::owned::OwnedHead::derive(&model)?;
+        let mut mem = StateMem::new(&c);
+        let mut d = Decoder::new(
+            model,
+            Head::Packed(head.matrix()),
+            State::new(&c, mem.bytes())?,
+            edgedecoding_model::Serial,
+        )?;
+        let (tp, td) = time_run(&mut d, &prompt, model.token_of_row(0), decode)?;
+        if prefill > 0 {
+            println!(
+                "| 1 (scalar reference) | prefill pp{prefill} | {prefill} | {tp:.3} | {:.2} |",
+                prefill as f64 / tp
+            );
+        }
+        println!(
+            "| 1 (scalar reference) | decode tg{decode} | {decode} | {td:.3} | {:.2} |",
+            decode as f64 / td
         );
     }
     Ok(())
