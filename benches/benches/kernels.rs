@@ -13,7 +13,7 @@ use criterion::{
 use edgedecoding_kernels::attention::{attention, AttnParams};
 use edgedecoding_kernels::bfp::{quantize_bfp, BfpBlock};
 use edgedecoding_kernels::fast::{
-    linear_fast, prepare, repack, repacked_len, Isa, Prepared, Repacked,
+    attention_fast, linear_fast, prepare, repack, repacked_len, Isa, Prepared, Repacked,
 };
 use edgedecoding_kernels::format::{
     pack_group, packed_codes_len, packed_exps_len, ApotGroup, ApotMatrix,
@@ -180,6 +180,28 @@ fn bench_attention(c: &mut Criterion) {
                 .expect("shape")
             })
         });
+        let isa = Isa::detect();
+        let mut weights = vec![0u32; len];
+        g.bench_function(
+            BenchmarkId::new(format!("qwen2_fast_{isa:?}"), format!("len{len}")),
+            |b| {
+                b.iter(|| {
+                    attention_fast(
+                        isa,
+                        black_box(&p),
+                        black_box(&q),
+                        black_box(&k),
+                        black_box(&v),
+                        len,
+                        0..p.n_heads,
+                        &mut scores,
+                        &mut weights,
+                        black_box(&mut out),
+                    )
+                    .expect("shape")
+                })
+            },
+        );
     }
     g.finish();
 }
