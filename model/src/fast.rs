@@ -3,7 +3,6 @@
 //! has it, portable code otherwise), panels split over a persistent thread
 //! pool. Bit-identical to [`crate::Serial`] for any thread count (tested).
 
-use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
@@ -20,9 +19,6 @@ use crate::decoder::{Backend, Head, MatId, Which};
 use crate::error::ModelError;
 use crate::pool::Pool;
 use crate::weights::Model;
-
-/// A worker's result slot.
-type Slot<T> = Mutex<Option<Result<T, KernelError>>>;
 
 struct Owned {
     rows: usize,
@@ -45,29 +41,39 @@ pub struct Fast {
     n_layers: usize,
 }
 
+/// Collects per-worker results: a missing one (a panicked worker) is an error.
+fn collect<T>(parts: Vec<Option<Result<T, KernelError>>>) -> Result<Vec<T>, KernelError> {
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.unwrap_or(Err(KernelError::Param {
+                what: "worker panicked",
+                value: i as i64,
+                min: 0,
+                max: 0,
+            }))
+        })
+        .collect()
+}
+
 fn repack_par<W: ApotWeights + Sync + ?Sized>(w: &W, pool: &Pool) -> Result<Owned, ModelError> {
     let (rows, cols) = (w.rows(), w.cols());
     let panels = rows.div_ceil(PANEL);
     let groups = cols / GROUP;
     let n = pool.threads();
-    let parts: Vec<Slot<(Vec<u8>, Vec<i8>)>> = (0..n).map(|_| Mutex::new(None)).collect();
-    pool.run(&|i| {
+    let parts = collect(pool.map(n, &|i| {
         let p0 = i * panels / n;
         let p1 = (i + 1) * panels / n;
         let r0 = p0 * PANEL;
         let r1 = (p1 * PANEL).min(rows);
         let mut data = vec![0u8; (p1 - p0) * groups * RECORD];
         let mut rexp = vec![0i8; r1.saturating_sub(r0)];
-        let res = repack_panels(w, p0..p1, &mut data, &mut rexp).map(|_| (data, rexp));
-        *parts[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(res);
-    });
+        repack_panels(w, p0..p1, &mut data, &mut rexp).map(|_| (data, rexp))
+    }))?;
     let mut data = Vec::with_capacity(repacked_len(rows, cols));
     let mut row_exps = Vec::with_capacity(rows);
-    for p in parts {
-        let (d, r) = p
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .ok_or(ModelError::Empty)??;
+    for (d, r) in parts {
         data.extend_from_slice(&d);
         row_exps.extend_from_slice(&r);
     }
@@ -144,18 +150,26 @@ impl Backend for Fast {
         _probs: &mut [u16],
         out: &mut [i32],
     ) -> Result<(), KernelError> {
-        let n = self.pool.threads().min(p.n_heads).max(1);
         let hd = p.head_dim;
-        let results: Vec<Slot<Vec<i32>>> = (0..n).map(|_| Mutex::new(None)).collect();
-        let job = |i: usize| {
-            if i >= n {
-                return;
-            }
+        // short contexts are not worth a fork-join
+        let n = if len < 64 {
+            1
+        } else {
+            self.pool.threads().min(p.n_heads).max(1)
+        };
+        if out.len() != p.n_heads * hd {
+            return Err(KernelError::Length {
+                what: "attention output",
+                expected: p.n_heads * hd,
+                got: out.len(),
+            });
+        }
+        let parts = collect(self.pool.map(n, &|i| {
             let (h0, h1) = (i * p.n_heads / n, (i + 1) * p.n_heads / n);
             let mut scores = vec![0i64; len];
             let mut weights = vec![0u32; len];
             let mut buf = vec![0i32; (h1 - h0) * hd];
-            let r = attention_fast(
+            attention_fast(
                 self.isa,
                 p,
                 q,
@@ -167,45 +181,12 @@ impl Backend for Fast {
                 &mut weights,
                 &mut buf,
             )
-            .map(|_| buf);
-            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        };
-        if n == 1 || len < 64 {
-            let mut scores = vec![0i64; len];
-            let mut weights = vec![0u32; len];
-            return attention_fast(
-                self.isa,
-                p,
-                q,
-                k_cache,
-                v_cache,
-                len,
-                0..p.n_heads,
-                &mut scores,
-                &mut weights,
-                out,
-            );
-        }
-        if out.len() != p.n_heads * hd {
-            return Err(KernelError::Length {
-                what: "attention output",
-                expected: p.n_heads * hd,
-                got: out.len(),
-            });
-        }
-        self.pool.run(&job);
-        for (i, r) in results.into_iter().enumerate() {
-            let buf =
-                r.into_inner()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .ok_or(KernelError::Param {
-                        what: "worker result",
-                        value: i as i64,
-                        min: 0,
-                        max: 0,
-                    })??;
-            let h0 = i * p.n_heads / n;
-            out[h0 * hd..h0 * hd + buf.len()].copy_from_slice(&buf);
+            .map(|_| buf)
+        }))?;
+        let mut at = 0;
+        for buf in parts {
+            out[at..at + buf.len()].copy_from_slice(&buf);
+            at += buf.len();
         }
         Ok(())
     }
@@ -237,8 +218,6 @@ impl Backend for Fast {
                 })
             }
         };
-        let mut prep = vec![Prepared::default(); x.len()];
-        prepare(x, &mut prep)?;
         let rows = m.rows();
         let groups = m.cols() / GROUP;
         if x.len() % groups != 0 {
@@ -256,39 +235,24 @@ impl Backend for Fast {
                 got: out.len(),
             });
         }
+        let mut prep = vec![Prepared::default(); x.len()];
+        prepare(x, &mut prep)?;
+        // panels split over the threads; each part writes its own rows
         let panels = m.panels();
         let n = self.pool.threads().min(panels).max(1);
-        let results: Vec<Slot<Vec<i32>>> = (0..n).map(|_| Mutex::new(None)).collect();
-        let job = |i: usize| {
-            if i >= n {
-                return;
-            }
+        let parts = collect(self.pool.map(n, &|i| {
             let (p0, p1) = (i * panels / n, (i + 1) * panels / n);
             let nr = (p1 * PANEL).min(rows) - (p0 * PANEL).min(rows);
             let mut buf = vec![0i32; tokens * nr];
-            let r = linear_fast(self.isa, &m, &prep, bias, out_frac, p0..p1, &mut buf).map(|_| buf);
-            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        };
-        if n == 1 {
-            job(0);
-        } else {
-            self.pool.run(&job);
-        }
-        for (i, r) in results.into_iter().enumerate() {
-            let buf =
-                r.into_inner()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .ok_or(KernelError::Param {
-                        what: "worker result",
-                        value: i as i64,
-                        min: 0,
-                        max: 0,
-                    })??;
-            let r0 = (i * panels / n * PANEL).min(rows);
+            linear_fast(self.isa, &m, &prep, bias, out_frac, p0..p1, &mut buf).map(|_| buf)
+        }))?;
+        let mut r0 = 0;
+        for buf in parts {
             let nr = buf.len() / tokens.max(1);
             for t in 0..tokens {
                 out[t * rows + r0..t * rows + r0 + nr].copy_from_slice(&buf[t * nr..(t + 1) * nr]);
             }
+            r0 += nr;
         }
         Ok(())
     }

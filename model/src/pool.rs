@@ -107,6 +107,33 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Runs `f(i)` for `i in 0..n` (`n` at most the thread count; more are
+    /// run in turn) and returns the results in order. `None` for an index
+    /// whose call panicked (a bug: kernels report errors as values).
+    pub fn map<T: Send>(&self, n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<Option<T>> {
+        let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        let threads = self.n;
+        let job = |w: usize| {
+            let mut i = w;
+            while i < n {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))).ok();
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = r;
+                i += threads;
+            }
+        };
+        if n <= 1 {
+            job(0);
+        } else {
+            self.run(&job);
+        }
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
+}
+
 fn worker(i: usize, inner: &Inner) {
     let mut seen = 0usize;
     loop {
@@ -163,6 +190,21 @@ impl Drop for Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_keeps_order_and_survives_a_panicking_call() {
+        let pool = Pool::new(2);
+        for n in [0, 1, 2, 5] {
+            let r = pool.map(n, &|i| i * 10);
+            assert_eq!(r, (0..n).map(|i| Some(i * 10)).collect::<Vec<_>>());
+        }
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(std::boxed::Box::new(|_| {}));
+        let r = pool.map(3, &|i| if i == 1 { panic!("boom") } else { i });
+        std::panic::set_hook(prev);
+        assert_eq!(r, std::vec![Some(0), None, Some(2)]);
+        assert_eq!(pool.map(2, &|i| i + 1), std::vec![Some(1), Some(2)]);
+    }
 
     #[test]
     fn every_index_runs_once_per_call() {
