@@ -721,7 +721,7 @@ mod tests {
         let isas = [Isa::Scalar, Isa::detect()];
         for case in 0..60 {
             let rows = [16usize, 37, 64, 130, 5][case % 5];
-            let cols = [8usize, 64, 896, 256][case % 4];
+            let cols = [8usize, 64, 896, 256, 24, 40][case % 6];
             let extreme = case % 3 == 0;
             let (c, e, r) = random_matrix(&mut rng, rows, cols, extreme);
             let m = ApotMatrix::new(rows, cols, &c, &e, &r).unwrap();
