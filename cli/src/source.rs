@@ -186,7 +186,7 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
         }
     }
     let tok: Box<dyn Tokenizer> = match (bpe, ByteTokenizer::for_vocab(model.config.vocab)) {
-        (Some(t), _) => Box::new(QwenTokenizer(t)),
+        (Some(t), _) => Box::new(QwenTokenizer(t, model.keep.map(|k| k.to_vec()))),
         (None, Ok(t)) => Box::new(t),
         (None, Err(_)) => Box::new(IdTokenizer),
     };

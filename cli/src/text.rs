@@ -87,7 +87,41 @@ impl Tokenizer for IdTokenizer {
 }
 
 /// The Qwen2 BPE tokenizer of a real checkpoint, with the Qwen chat template.
-pub struct QwenTokenizer(pub edgedecoding_tokenizer::Tokenizer);
+/// For a model with a pruned vocabulary, `keep` lists the kept ids (sorted):
+/// a token outside it is spelled with its single-byte tokens instead (every
+/// byte token is kept), so any text can be fed to the model.
+pub struct QwenTokenizer(pub edgedecoding_tokenizer::Tokenizer, pub Option<Vec<u32>>);
+
+impl QwenTokenizer {
+    fn keep_only(&self, ids: Vec<u32>) -> Vec<u32> {
+        let Some(keep) = &self.1 else { return ids };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if keep.binary_search(&id).is_ok() {
+                out.push(id);
+                continue;
+            }
+            let spelled: Option<Vec<u32>> = self.0.id_to_bytes(id).ok().and_then(|bytes| {
+                bytes
+                    .iter()
+                    .map(|&b| {
+                        self.0
+                            .token_to_id(&edgedecoding_tokenizer::bytes_to_byte_level(&[b]))
+                            .filter(|t| keep.binary_search(t).is_ok())
+                    })
+                    .collect()
+            });
+            // unspellable (should not happen: byte tokens are always kept): keep the id,
+            // the decoder then reports it
+            out.extend(spelled.unwrap_or_else(|| vec![id]));
+        }
+        out
+    }
+}
+
+/// The system prompt of `chat` (the short Qwen2 one: every word of it is in
+/// a pruned 37984-token vocabulary, unlike Qwen2.5's default).
+pub const SYSTEM_PROMPT: &str = "You are a helpful assistant.";
 
 /// `<|endoftext|>`.
 pub const ENDOFTEXT: u32 = 151_643;
@@ -96,7 +130,7 @@ pub const IM_END: u32 = 151_645;
 
 impl Tokenizer for QwenTokenizer {
     fn encode(&self, text: &str) -> Vec<u32> {
-        self.0.encode(text)
+        self.keep_only(self.0.encode(text))
     }
     fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
         let mut s = self.0.stream_decoder().skip_special(true);
@@ -108,14 +142,14 @@ impl Tokenizer for QwenTokenizer {
     fn chat_turn(&self, user: &str, first: bool) -> Vec<u32> {
         use edgedecoding_tokenizer::{chat_prompt, Role};
         let text = if first {
-            chat_prompt(&[(Role::User, user)], true)
+            chat_prompt(&[(Role::System, SYSTEM_PROMPT), (Role::User, user)], true)
         } else {
             format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
         };
-        self.0.encode(&text)
+        self.keep_only(self.0.encode(&text))
     }
     fn end_of_turn(&self) -> Vec<u32> {
-        self.0.encode("<|im_end|>\n")
+        self.keep_only(self.0.encode("<|im_end|>\n"))
     }
     fn describe(&self) -> String {
         format!(
