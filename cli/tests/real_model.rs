@@ -54,6 +54,29 @@ fn real_model_knows_the_capital_of_france() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("Paris"), "no Paris in {text:?}");
+    // text with tokens outside the pruned vocabulary is spelled with byte tokens
+    let mut child = Command::new(exe)
+        .args(["chat", "--model"])
+        .arg(&edq)
+        .args(["-n", "4"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all("Explain antidisestablishmentarianism to Zoë in 北京.\n\n".as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "chat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // inspect shows the pruned head and the tokenizer
     let out = Command::new(exe)
         .args(["inspect", "--model"])
