@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use edgedecoding_model::owned::ModelBuf;
 use edgedecoding_model::Model;
 
@@ -78,6 +78,31 @@ fn with_model<T>(bytes: &[u8], f: impl FnOnce(&Model<'_>) -> Result<T>) -> Resul
     }
 }
 
+/// Runs `write` into a fresh sibling directory and renames it to `out` only
+/// when it succeeded, so a failure never leaves a half-written suite. `out`
+/// must be absent or empty.
+fn atomically<T>(
+    out: &std::path::Path,
+    write: impl FnOnce(&std::path::Path) -> Result<T>,
+) -> Result<T> {
+    crate::suite::prepare_out_dir(out)?;
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    match write(&tmp) {
+        Ok(v) => {
+            std::fs::remove_dir(out).with_context(|| format!("replacing {}", out.display()))?;
+            std::fs::rename(&tmp, out)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// Runs `vectors` on a model given as `.edq` bytes named `source`.
 pub fn vectors(a: &VectorsArgs, source: &str, model_bytes: &[u8], threads: usize) -> Result<()> {
     let t0 = std::time::Instant::now();
@@ -88,7 +113,9 @@ pub fn vectors(a: &VectorsArgs, source: &str, model_bytes: &[u8], threads: usize
         header_max: a.header_max,
         threads,
     };
-    let s = with_model(model_bytes, |m| write_suite(m, source, &a.out, &opts))?;
+    let s = atomically(&a.out, |dir| {
+        with_model(model_bytes, |m| write_suite(m, source, dir, &opts))
+    })?;
     println!(
         "wrote {} cases ({} files, {:.2} MiB, {} C headers, {} $readmemh files) to {} in {:.1} s",
         s.total_cases(),
@@ -112,8 +139,11 @@ pub fn export(a: &ExportHwArgs, source: &str, model_bytes: &[u8], threads: usize
         threads,
         seed: a.act_seed,
     };
-    let s = with_model(model_bytes, |m| export_hw(m, source, &a.out, &opts))?;
+    let s = atomically(&a.out, |dir| {
+        with_model(model_bytes, |m| export_hw(m, source, dir, &opts))
+    })?;
     print!("{}", s.report);
+    println!("written to {}", a.out.display());
     Ok(())
 }
 

@@ -450,7 +450,7 @@ pub fn export_hw(
     // --- report
     let r = &mut sum.report;
     let mib = |b: u64| b as f64 / 1048576.0;
-    writeln!(r, "export of {source} into {}", out.display())?;
+    writeln!(r, "export of {source}")?;
     writeln!(
         r,
         "config: {} layers, hidden {h}, ffn {f}, heads {}/{} x {}, vocab {} ({} rows exported{})",
