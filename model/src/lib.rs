@@ -7,7 +7,8 @@
 //!   the kernels of `edgedecoding-kernels` only. No floating point at run time.
 //! * `alloc`: owned conveniences ([`StateMem`], [`owned::ModelBuf`],
 //!   [`owned::OwnedHead`]) and the `.edq` writer.
-//! * `std`: the multi-threaded backend ([`parallel::Threaded`]), the built-in
+//! * `std`: the fast SIMD backend ([`fast::Fast`]) and a simple threaded one
+//!   ([`parallel::Threaded`]), the built-in
 //!   model generator ([`builtin`]), the offline quantizer of float weights
 //!   ([`convert`]) and the f32 reference forward pass ([`float_ref`]).
 #![no_std]
