@@ -13,7 +13,8 @@ use criterion::{
 use edgedecoding_kernels::attention::{attention, AttnParams};
 use edgedecoding_kernels::bfp::{quantize_bfp, BfpBlock};
 use edgedecoding_kernels::fast::{
-    attention_fast, linear_fast, prepare, repack, repacked_len, Isa, Prepared, Repacked,
+    attention_fast, linear_fast, plan_len, prepare, prepared_len, repack, repacked_len, Isa,
+    PairAct, Repacked,
 };
 use edgedecoding_kernels::format::{
     pack_group, packed_codes_len, packed_exps_len, ApotGroup, ApotMatrix,
@@ -196,6 +197,7 @@ fn bench_attention(c: &mut Criterion) {
                         0..p.n_heads,
                         &mut scores,
                         &mut weights,
+                        &mut probs,
                         black_box(&mut out),
                     )
                     .expect("shape")
@@ -267,8 +269,9 @@ fn bench_linear_fast(c: &mut Criterion) {
             let xs = random_activations(tokens * cols, &mut rng);
             let mut x = vec![BfpBlock::default(); tokens * cols / GROUP];
             quantize_bfp(&xs, &mut x).expect("shape");
-            let mut prep = vec![Prepared::default(); x.len()];
-            prepare(&x, &mut prep).expect("shape");
+            let mut acts = vec![PairAct::default(); prepared_len(tokens, cols)];
+            let mut flags = vec![0u8; plan_len(tokens, cols)];
+            let prep = prepare(&x, cols, &mut acts, &mut flags).expect("shape");
             let mut out = vec![0i32; tokens * rows];
             g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
             g.bench_function(

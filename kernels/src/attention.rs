@@ -59,21 +59,65 @@ pub fn exp_weight(d: i64, score_frac: u32) -> u64 {
 /// probabilities) instead of being stored: no scratch memory. Requires
 /// `1 <= len <= 2^16` and `score_frac <= 35`.
 pub fn softmax_q15(scores: &[i64], score_frac: u32, probs: &mut [u16]) -> Result<(), KernelError> {
-    check_range("softmax length", scores.len() as i64, 1, MAX_LEN as i64)?;
-    check_len("probs", scores.len(), probs.len())?;
-    check_range("score_frac", score_frac as i64, 0, SCORE_FRAC_MAX as i64)?;
-    let mx = scores.iter().copied().max().unwrap_or(0);
-    // mx - s can exceed i64 only for pathological inputs; saturate first.
-    let dist = |s: i64| (mx as i128 - s as i128).min(1 << 40) as i64;
-    let sum: u64 = scores
-        .iter()
-        .map(|&s| exp_weight(dist(s), score_frac))
-        .sum();
-    let r = (1u64 << 62) / sum;
+    check_softmax(scores, score_frac, probs.len())?;
+    let (mx, r) = normalizer(scores, score_frac, |_, _| {});
     for (p, &s) in probs.iter_mut().zip(scores) {
-        *p = round_shift((exp_weight(dist(s), score_frac) * r) as i64, 47) as u16;
+        *p = prob(exp_weight(dist(mx, s), score_frac), r);
     }
     Ok(())
+}
+
+/// [`softmax_q15`] with the weights `e_j` kept in `weights` (at least
+/// `scores.len()` values) instead of computed twice: identical probabilities,
+/// half the exponentials (the SIMD attention uses it).
+pub fn softmax_q15_stored(
+    scores: &[i64],
+    score_frac: u32,
+    weights: &mut [u32],
+    probs: &mut [u16],
+) -> Result<(), KernelError> {
+    check_softmax(scores, score_frac, probs.len())?;
+    if weights.len() < scores.len() {
+        return Err(KernelError::Length {
+            what: "weights scratch",
+            expected: scores.len(),
+            got: weights.len(),
+        });
+    }
+    // e_j <= 2^23 fits u32
+    let (_, r) = normalizer(scores, score_frac, |j, e| weights[j] = e as u32);
+    for (p, &e) in probs.iter_mut().zip(weights.iter()) {
+        *p = prob(e as u64, r);
+    }
+    Ok(())
+}
+
+fn check_softmax(scores: &[i64], score_frac: u32, probs: usize) -> Result<(), KernelError> {
+    check_range("softmax length", scores.len() as i64, 1, MAX_LEN as i64)?;
+    check_len("probs", scores.len(), probs)?;
+    check_range("score_frac", score_frac as i64, 0, SCORE_FRAC_MAX as i64)
+}
+
+/// `mx − s`; it can exceed `i64` only for pathological inputs: saturate first.
+fn dist(mx: i64, s: i64) -> i64 {
+    (mx as i128 - s as i128).min(1 << 40) as i64
+}
+
+/// The row maximum and `R = floor(2^62 / Σ e_j)`; `each(j, e_j)` sees every weight.
+fn normalizer(scores: &[i64], score_frac: u32, mut each: impl FnMut(usize, u64)) -> (i64, u64) {
+    let mx = scores.iter().copied().max().unwrap_or(0);
+    let mut sum = 0u64;
+    for (j, &s) in scores.iter().enumerate() {
+        let e = exp_weight(dist(mx, s), score_frac);
+        each(j, e);
+        sum += e;
+    }
+    (mx, (1u64 << 62) / sum)
+}
+
+/// `p_j = round_shift(e_j · R, 47)`, in `[0, 2^15]`.
+fn prob(e: u64, r: u64) -> u16 {
+    round_shift((e * r) as i64, 47) as u16
 }
 
 /// Shape and formats of [`attention`].

@@ -10,7 +10,8 @@ use edgedecoding_kernels::attention::AttnParams;
 use edgedecoding_kernels::bfp::BfpBlock;
 use edgedecoding_kernels::fast::attention_fast;
 use edgedecoding_kernels::fast::{
-    linear_fast, prepare, repack_panels, repacked_len, Isa, Prepared, Repacked, PANEL, RECORD,
+    linear_fast, pairs, plan_len, prepare, prepared_len, repack_panels, repacked_len, Isa, PairAct,
+    Repacked, PANEL, RECORD,
 };
 use edgedecoding_kernels::format::ApotWeights;
 use edgedecoding_kernels::{KernelError, GROUP};
@@ -60,14 +61,13 @@ fn collect<T>(parts: Vec<Option<Result<T, KernelError>>>) -> Result<Vec<T>, Kern
 fn repack_par<W: ApotWeights + Sync + ?Sized>(w: &W, pool: &Pool) -> Result<Owned, ModelError> {
     let (rows, cols) = (w.rows(), w.cols());
     let panels = rows.div_ceil(PANEL);
-    let groups = cols / GROUP;
     let n = pool.threads();
     let parts = collect(pool.map(n, &|i| {
         let p0 = i * panels / n;
         let p1 = (i + 1) * panels / n;
         let r0 = p0 * PANEL;
         let r1 = (p1 * PANEL).min(rows);
-        let mut data = vec![0u8; (p1 - p0) * groups * RECORD];
+        let mut data = vec![0u8; (p1 - p0) * pairs(cols) * RECORD];
         let mut rexp = vec![0i8; r1.saturating_sub(r0)];
         repack_panels(w, p0..p1, &mut data, &mut rexp).map(|_| (data, rexp))
     }))?;
@@ -168,6 +168,7 @@ impl Backend for Fast {
             let (h0, h1) = (i * p.n_heads / n, (i + 1) * p.n_heads / n);
             let mut scores = vec![0i64; len];
             let mut weights = vec![0u32; len];
+            let mut probs = vec![0u16; len];
             let mut buf = vec![0i32; (h1 - h0) * hd];
             attention_fast(
                 self.isa,
@@ -179,6 +180,7 @@ impl Backend for Fast {
                 h0..h1,
                 &mut scores,
                 &mut weights,
+                &mut probs,
                 &mut buf,
             )
             .map(|_| buf)
@@ -235,8 +237,9 @@ impl Backend for Fast {
                 got: out.len(),
             });
         }
-        let mut prep = vec![Prepared::default(); x.len()];
-        prepare(x, &mut prep)?;
+        let mut acts = vec![PairAct::default(); prepared_len(tokens, m.cols())];
+        let mut flags = vec![0u8; plan_len(tokens, m.cols())];
+        let prep = prepare(x, m.cols(), &mut acts, &mut flags)?;
         // panels split over the threads; each part writes its own rows
         let panels = m.panels();
         let n = self.pool.threads().min(panels).max(1);
