@@ -153,6 +153,10 @@ enum Cmd {
         /// Output `.edq` path.
         #[arg(long, short)]
         out: PathBuf,
+        /// Leave out the stored SIMD layout (FORMAT.md §6): a smaller file that
+        /// the CPU fallback must repack at every start.
+        #[arg(long)]
+        no_simd: bool,
     },
     /// Golden vectors for the hardware team: kernel cases, per-layer
     /// intermediates, prefill/decode, ROM tables (docs/VECTORS.md).
@@ -228,14 +232,15 @@ fn run(cli: Cli) -> Result<()> {
             reference,
         ),
         Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
-        Cmd::Convert { m, out } => {
+        Cmd::Convert { m, out, no_simd } => {
             let loaded = source::load(&m, false)?;
-            source::write_atomic(&out, loaded.buf.bytes())?;
-            eprintln!(
-                "wrote {} ({} bytes)",
-                out.display(),
-                loaded.buf.bytes().len()
-            );
+            let bytes = if no_simd {
+                loaded.buf.bytes().to_vec()
+            } else {
+                loaded.bytes_with_simd(m.threads)?
+            };
+            source::write_atomic(&out, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
             Ok(())
         }
         Cmd::Vectors { m, a } => {

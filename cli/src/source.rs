@@ -8,7 +8,7 @@ use edgedecoding_model::builtin::{float_model, generate};
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_model::owned::ModelBuf;
-use edgedecoding_model::{Config, Head, Model};
+use edgedecoding_model::{Config, Model};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::convert;
@@ -143,8 +143,8 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
                 bpe = Some(tok);
                 (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
             } else {
-                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-                (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
+                let buf = ModelBuf::map(p).with_context(|| format!("reading {}", p.display()))?;
+                (p.display().to_string(), buf, None)
             }
         }
         None => {
@@ -205,21 +205,49 @@ impl Loaded {
         Ok(self.buf.model()?)
     }
 
-    /// The decoder's backend: every matrix and the derived lm_head repacked
-    /// for SIMD, on `threads` threads.
-    pub fn backend(&self, model: &Model<'_>, threads: usize) -> Result<Fast> {
-        let head = Head::derived(model)?;
+    /// The decoder's backend: every matrix and the derived lm_head in the SIMD
+    /// layout — the file's stored section, or built now (with a progress bar
+    /// and a hint) when the file has none.
+    pub fn backend<'m>(&self, model: &Model<'m>, threads: usize) -> Result<Fast<'m>> {
+        if model.file().simd_section().is_some() {
+            return Ok(Fast::new(model, threads)?);
+        }
         let t0 = std::time::Instant::now();
-        let fast = Fast::new(model, &head, threads)?;
+        let pb = bar(0, "repack");
+        let fast = Fast::with_progress(model, threads, &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        })?;
+        pb.finish_and_clear();
         if t0.elapsed().as_secs_f64() > 1.0 {
             eprintln!(
-                "[repacked {} MB of weights for {:?} in {:.1} s]",
+                "[{}: no stored SIMD layout; built {} MB of it in {:.1} s. `edgedecoding convert --model {} --out NEW.edq` stores it and starts instantly]",
+                self.name,
                 fast.weight_bytes() / 1_000_000,
-                fast.isa(),
-                t0.elapsed().as_secs_f64()
+                t0.elapsed().as_secs_f64(),
+                self.name,
             );
         }
         Ok(fast)
+    }
+
+    /// The model file's bytes with the SIMD section (FORMAT.md §6), as
+    /// `convert` writes them (built here if the source has none).
+    pub fn bytes_with_simd(&self, threads: usize) -> Result<Vec<u8>> {
+        let model = self.model()?;
+        if model.file().simd_section().is_some() {
+            return Ok(self.buf.bytes().to_vec());
+        }
+        let pb = bar(0, "SIMD layout");
+        let sec = edgedecoding_model::fast::simd_section(&model, threads, &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        })?;
+        pb.finish_and_clear();
+        Ok(edgedecoding_model::edq::write::with_simd(
+            self.buf.bytes(),
+            &sec,
+        )?)
     }
 
     /// The float model for `--float`: the built-in generator's weights or the

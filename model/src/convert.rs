@@ -264,5 +264,5 @@ pub fn quantize_model(
         .iter()
         .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))
         .collect();
-    write_edq(&c, &globals, &refs)
+    write_edq(&c, &globals, &refs, None)
 }

@@ -179,6 +179,57 @@ pub mod slot {
 /// (FORMAT.md §3), so a converted model file is self-contained.
 pub const TOKENIZER_NAME: &str = "tokenizer";
 
+/// Name of the optional entry holding every matrix and the derived lm_head in
+/// the CPU's SIMD layout (FORMAT.md §6): loaded zero-copy, no repack at start.
+pub const SIMD_NAME: &str = "simd_panels";
+/// Magic of the SIMD section.
+pub const SIMD_MAGIC: [u8; 8] = *b"EDQSIMD1";
+/// Record format of the SIMD section: pairs of groups in 16-row panels,
+/// `edgedecoding_kernels::fast::layout` (SPEC §4.4).
+pub const SIMD_RECORDS: u32 = 2;
+/// Bytes of the SIMD section's own header.
+pub const SIMD_HEADER: usize = 64;
+
+/// Where matrix `i` of the SIMD section lies (FORMAT.md §6): matrices in the
+/// order `layer * 7 + k` (q, k, v, o, gate, up, down), then the lm_head
+/// (`n_layers * 7`); returns `(rows, cols, data offset, data length, row
+/// exponent offset)` relative to the section, or `None` past the last.
+pub fn simd_matrix(c: &Config, i: usize) -> Option<(usize, usize, usize, usize, usize)> {
+    use edgedecoding_kernels::fast::repacked_len;
+    let shape = |i: usize| -> Option<(usize, usize)> {
+        if i == c.n_layers * 7 {
+            return Some((c.n_kept, c.hidden));
+        }
+        if i > c.n_layers * 7 {
+            return None;
+        }
+        let kv = c.kv_dim();
+        Some(match i % 7 {
+            0 | 3 => (c.hidden, c.hidden),
+            1 | 2 => (kv, c.hidden),
+            4 | 5 => (c.ffn, c.hidden),
+            _ => (c.hidden, c.ffn),
+        })
+    };
+    let up = |v: usize| v.div_ceil(ALIGN) * ALIGN;
+    let mut at = SIMD_HEADER;
+    for j in 0..=i {
+        let (rows, cols) = shape(j)?;
+        let len = repacked_len(rows, cols);
+        if j == i {
+            return Some((rows, cols, at, len, at + len));
+        }
+        at = up(at + len + rows);
+    }
+    None
+}
+
+/// Total bytes of the SIMD section of a config.
+pub fn simd_len(c: &Config) -> usize {
+    let last = c.n_layers * 7;
+    simd_matrix(c, last).map_or(0, |(rows, _, _, _, at)| (at + rows).div_ceil(ALIGN) * ALIGN)
+}
+
 /// Global tensors before the layers.
 pub const GLOBAL_EMB: usize = 0;
 /// Final norm index.
@@ -305,11 +356,79 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     h
 }
 
+/// The SIMD section's content hash (FORMAT.md §6): FNV-1a 64 in 8 lanes —
+/// lane `k` hashes the words `k, k+8, k+16, …` of `body` (a multiple of 64
+/// bytes) as [`checksum`] does — then FNV-1a 64 over the 8 lane values. The
+/// lanes are independent, so it runs at memory speed instead of one multiply
+/// latency per word.
+pub fn lane_hash(body: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    const BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut lanes = [BASIS; 8];
+    for c in body.chunks_exact(64) {
+        for (k, h) in lanes.iter_mut().enumerate() {
+            let w = u64::from_le_bytes(c[8 * k..8 * k + 8].try_into().unwrap_or([0; 8]));
+            *h = (*h ^ w).wrapping_mul(PRIME);
+        }
+    }
+    lanes
+        .iter()
+        .fold(BASIS, |h, &l| (h ^ l).wrapping_mul(PRIME))
+}
+
+/// The bytes the header checksum covers: all, or those before the SIMD section.
+fn checksum_region(bytes: &[u8]) -> &[u8] {
+    match simd_mark(bytes) {
+        0 => bytes,
+        m => &bytes[..m],
+    }
+}
+
+/// Offset of the last directory entry's payload if that entry is named
+/// `simd_panels` and the offset is plausible; else 0 (read unvalidated, only
+/// to know where the running checksum is wanted).
+fn simd_mark(bytes: &[u8]) -> usize {
+    let n = rd_u32(bytes, 32) as usize;
+    let Some(at) = n
+        .checked_sub(1)
+        .and_then(|i| i.checked_mul(ENTRY_LEN))
+        .and_then(|o| o.checked_add(HEADER_LEN))
+    else {
+        return 0;
+    };
+    match bytes.get(at..at + ENTRY_LEN) {
+        Some(e)
+            if TensorName::from_raw(e[..32].try_into().unwrap_or(&[0; 32]))
+                == TensorName::new(SIMD_NAME) =>
+        {
+            let off = rd_u64(bytes, at + 48);
+            if off % 8 == 0 && off < bytes.len() as u64 {
+                off as usize
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
+}
+
 impl<'a> EdqFile<'a> {
     /// Parses and validates a whole file: header, checksum, config, every
     /// directory entry (canonical name, type and shape for the config, bounds,
     /// alignment, no overlap) and value ranges of the small tensors.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        Self::parse_inner(bytes, true)
+    }
+
+    /// [`EdqFile::parse`] without the passes over the payloads (checksum and
+    /// value ranges): for bytes that passed [`EdqFile::parse`] before and
+    /// cannot have changed since (an immutable buffer, see `owned::ModelBuf`).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn parse_again(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        Self::parse_inner(bytes, false)
+    }
+
+    fn parse_inner(bytes: &'a [u8], full: bool) -> Result<Self, ModelError> {
         let got = bytes.len() as u64;
         if bytes.len() < HEADER_LEN {
             return Err(ModelError::Truncated {
@@ -348,7 +467,13 @@ impl<'a> EdqFile<'a> {
             });
         }
         let stored = rd_u64(bytes, CHECKSUM_AT);
-        let computed = checksum(bytes);
+        // the SIMD section stores the running checksum at its start (FORMAT §6)
+        // with a SIMD section, the file checksum covers the bytes before it
+        let computed = if full {
+            checksum(checksum_region(bytes))
+        } else {
+            stored
+        };
         if stored != computed {
             return Err(ModelError::Checksum { stored, computed });
         }
@@ -397,8 +522,8 @@ impl<'a> EdqFile<'a> {
         }
         let n = rd_u32(bytes, 32) as usize;
         let want_n = n_tensors(&config);
-        // one optional trailing `tokenizer` entry (FORMAT.md §3)
-        if n != want_n && n != want_n + 1 {
+        // optional trailing entries: `tokenizer`, then `simd_panels` (FORMAT.md §3, §6)
+        if n < want_n || n > want_n + 2 {
             return Err(ModelError::BadHeader {
                 field: "n_tensors (config needs a different count)",
                 value: n as u64,
@@ -427,6 +552,8 @@ impl<'a> EdqFile<'a> {
                     field: "n_tensors",
                     value: n as u64,
                 })?
+            } else if i > want_n || (n == want_n + 1 && e.0 == TensorName::new(SIMD_NAME)) {
+                (e.0, DType::U8, 1, simd_len(&config) as u64)
             } else {
                 (TensorName::new(TOKENIZER_NAME), DType::U8, 1, e.3)
             };
@@ -481,8 +608,73 @@ impl<'a> EdqFile<'a> {
             prev_end = end;
             prev_name = e.0;
         }
-        file.validate_values()?;
+        if full {
+            file.validate_values()?;
+        }
+        file.check_simd(full)?;
         Ok(file)
+    }
+
+    /// Recomputes the header checksum (FORMAT.md §2); for a file that passed
+    /// [`EdqFile::parse`] or the structural parse of `owned::ModelBuf`.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn verify_checksum(&self) -> Result<(), ModelError> {
+        let stored = rd_u64(self.bytes, CHECKSUM_AT);
+        let computed = checksum(checksum_region(self.bytes));
+        if stored != computed {
+            return Err(ModelError::Checksum { stored, computed });
+        }
+        Ok(())
+    }
+
+    /// The passes over the payloads other than the checksum: value ranges and
+    /// the SIMD section's content hash.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn verify_payloads(&self) -> Result<(), ModelError> {
+        self.validate_values()?;
+        self.check_simd(true)
+    }
+
+    fn check_simd(&self, full: bool) -> Result<(), ModelError> {
+        let stored = rd_u64(self.bytes, CHECKSUM_AT);
+        if let Some(sec) = self.simd_section() {
+            let bad = |reason| ModelError::BadValue {
+                name: TensorName::new(SIMD_NAME),
+                reason,
+            };
+            if sec[..8] != SIMD_MAGIC {
+                return Err(bad("bad magic"));
+            }
+            if rd_u32(sec, 8) != SIMD_RECORDS {
+                return Err(bad("unknown record format (convert the model again)"));
+            }
+            if sec[12..16]
+                .iter()
+                .chain(&sec[32..SIMD_HEADER])
+                .any(|&b| b != 0)
+            {
+                return Err(bad("reserved header bytes not zero"));
+            }
+            if rd_u64(sec, 16) != stored {
+                return Err(bad(
+                    "made for other weights: its source checksum differs (convert the model again)",
+                ));
+            }
+            if full && rd_u64(sec, 24) != lane_hash(&sec[SIMD_HEADER..]) {
+                return Err(bad("content hash mismatch (file corrupt)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The SIMD section (FORMAT.md §6), if the file has one.
+    pub fn simd_section(&self) -> Option<&'a [u8]> {
+        let i = self.n.checked_sub(1)?;
+        if i < n_tensors(&self.config) {
+            return None;
+        }
+        let e = self.entry(i).ok()?;
+        (e.name == TensorName::new(SIMD_NAME)).then_some(e.data)
     }
 
     /// (name, dtype, rows, cols, offset, length) of entry `i`, unvalidated.
@@ -549,11 +741,9 @@ impl<'a> EdqFile<'a> {
 
     /// The embedded tokenizer blob, if the file has one.
     pub fn tokenizer(&self) -> Option<&'a [u8]> {
-        if self.n == n_tensors(&self.config) + 1 {
-            self.entry(self.n - 1).ok().map(|e| e.data)
-        } else {
-            None
-        }
+        let i = n_tensors(&self.config);
+        let e = self.entry(i).ok()?;
+        (e.name == TensorName::new(TOKENIZER_NAME)).then_some(e.data)
     }
 
     /// Number of tensors.
@@ -574,14 +764,17 @@ impl<'a> EdqFile<'a> {
     fn validate_values(&self) -> Result<(), ModelError> {
         let c = &self.config;
         let emb = self.entry(GLOBAL_EMB)?;
-        for pair in emb.data.chunks_exact(2) {
-            let v = i16::from_le_bytes([pair[0], pair[1]]);
-            if !(-512..=511).contains(&v) {
-                return Err(ModelError::BadValue {
-                    name: emb.name,
-                    reason: "embedding code outside the 10-bit range [-512, 511]",
-                });
-            }
+        // branch-free so it vectorises: v in [-512, 511] iff (v + 512) as u16 < 1024
+        let codes: &[i16] =
+            bytemuck::try_cast_slice(emb.data).map_err(|_| ModelError::Misaligned)?;
+        let outside = codes
+            .iter()
+            .fold(0u16, |acc, &v| acc | (v as u16).wrapping_add(512) & !1023);
+        if outside != 0 {
+            return Err(ModelError::BadValue {
+                name: emb.name,
+                reason: "embedding code outside the 10-bit range [-512, 511]",
+            });
         }
         if c.pruned() {
             let keep = self.entry(GLOBAL_KEEP)?;
@@ -639,28 +832,62 @@ pub mod write {
 
     use super::*;
 
+    /// The file `bytes` (a valid `.edq`) rewritten with the SIMD section
+    /// `simd` (replacing any it had): same tensors, same tokenizer.
+    pub fn with_simd(bytes: &[u8], simd: &[u8]) -> Result<Vec<u8>, ModelError> {
+        let f = EdqFile::parse(bytes)?;
+        let keep = n_tensors(&f.config) + f.tokenizer().is_some() as usize;
+        let mut tensors = Vec::with_capacity(keep);
+        for i in 0..keep {
+            let e = f.entry(i)?;
+            tensors.push((e.dtype, e.rows, e.cols, e.data));
+        }
+        write_edq(&f.config, &f.globals, &tensors, Some(simd))
+    }
+
     /// Serializes tensors given in canonical order. Checks names, types, shapes
     /// and lengths against the config, so a writer bug cannot produce a file the
     /// reader would reject.
+    ///
+    /// `simd`: the SIMD section (FORMAT.md §6, [`simd_len`] bytes; its 64-byte
+    /// header is filled in here), or `None`.
     pub fn write_edq(
         config: &Config,
         globals: &Globals,
         tensors: &[(DType, u64, u64, &[u8])],
+        simd: Option<&[u8]>,
     ) -> Result<Vec<u8>, ModelError> {
         config.validate()?;
         let n_canon = n_tensors(config);
-        let n = tensors.len();
-        if n != n_canon && n != n_canon + 1 {
+        let n = tensors.len() + simd.is_some() as usize;
+        if tensors.len() != n_canon && tensors.len() != n_canon + 1 {
             return Err(ModelError::BadHeader {
                 field: "tensor count given to writer",
                 value: tensors.len() as u64,
             });
         }
+        let simd_body = simd.unwrap_or(&[]);
+        if simd.is_some() && simd_body.len() != simd_len(config) {
+            return Err(ModelError::BadEntry {
+                index: n as u32 - 1,
+                name: TensorName::new(SIMD_NAME),
+                reason: "payload length does not match the config",
+            });
+        }
+        let all: Vec<(DType, u64, u64, &[u8])> = tensors
+            .iter()
+            .copied()
+            .chain(simd.map(|b| (DType::U8, 1, b.len() as u64, b)))
+            .collect();
+        let tensors = &all[..];
         let mut offset = (HEADER_LEN + n * ENTRY_LEN) as u64;
         let mut dir = Vec::with_capacity(n * ENTRY_LEN);
+        let mut simd_at = 0;
         for (i, &(dt, rows, cols, data)) in tensors.iter().enumerate() {
             let (name, want_dt, wr, wc) = if i < n_canon {
                 tensor_spec(config, i).ok_or(ModelError::Empty)?
+            } else if simd.is_some() && i == n - 1 {
+                (TensorName::new(SIMD_NAME), DType::U8, 1, data.len() as u64)
             } else {
                 (
                     TensorName::new(TOKENIZER_NAME),
@@ -684,6 +911,7 @@ pub mod write {
                 });
             }
             offset = offset.div_ceil(ALIGN as u64) * ALIGN as u64;
+            simd_at = offset as usize;
             dir.extend_from_slice(name.raw());
             dir.extend_from_slice(&(dt as u32).to_le_bytes());
             dir.extend_from_slice(&(rows as u32).to_le_bytes());
@@ -726,8 +954,22 @@ pub mod write {
             out.extend_from_slice(data);
         }
         debug_assert_eq!(out.len(), total);
-        let sum = checksum(&out);
+        if simd.is_some() {
+            // the section names the exact bytes before it (FORMAT §6)
+            let sec = &mut out[simd_at..simd_at + SIMD_HEADER];
+            sec[..8].copy_from_slice(&SIMD_MAGIC);
+            sec[8..12].copy_from_slice(&SIMD_RECORDS.to_le_bytes());
+            sec[12..SIMD_HEADER].fill(0);
+            let h = lane_hash(&out[simd_at + SIMD_HEADER..]);
+            out[simd_at + 24..simd_at + 32].copy_from_slice(&h.to_le_bytes());
+        }
+        let covered = if simd.is_some() { simd_at } else { out.len() };
+        let sum = checksum(&out[..covered]);
         out[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
+        if simd.is_some() {
+            // the section names the file contents it was made from
+            out[simd_at + 16..simd_at + 24].copy_from_slice(&sum.to_le_bytes());
+        }
         Ok(out)
     }
 }

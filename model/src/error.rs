@@ -196,6 +196,10 @@ pub enum ModelError {
     },
     /// No tokens were given where at least one is needed.
     Empty,
+    /// A request this build or CPU cannot serve (e.g. a forced instruction set).
+    Unsupported(&'static str),
+    /// An internal inconsistency (a bug, reported instead of a panic).
+    Internal(&'static str),
 }
 
 impl fmt::Display for ModelError {
@@ -223,6 +227,8 @@ impl fmt::Display for ModelError {
             }
             ModelError::StateTooSmall { need, got } => write!(f, "state memory too small: need {need} bytes, got {got}"),
             ModelError::Empty => write!(f, "no tokens given"),
+            ModelError::Unsupported(what) => write!(f, "unsupported: {what}"),
+            ModelError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }

@@ -1,45 +1,204 @@
-//! The fast CPU backend (feature `std`): every matrix repacked once into the
-//! SIMD panel layout of `edgedecoding_kernels::fast` (AVX-512 VNNI when the CPU
-//! has it, portable code otherwise), panels split over a persistent thread
-//! pool. Bit-identical to [`crate::Serial`] for any thread count (tested).
+//! The fast CPU backend (feature `std`): every matrix and the derived lm_head
+//! in the SIMD panel layout of `edgedecoding_kernels::fast` (AVX-512 VNNI
+//! when the CPU has it, portable code otherwise), panels split over a
+//! persistent thread pool. Bit-identical to [`crate::Serial`] for any thread
+//! count and backend (tested).
+//!
+//! The layout is the `.edq` file's SIMD section (FORMAT.md §6): borrowed from
+//! the file (zero-copy, e.g. memory-mapped) when it has one, else built once
+//! at start ([`simd_section`]) — one representation either way.
 
+use std::borrow::Cow;
 use std::vec;
 use std::vec::Vec;
 
 use edgedecoding_kernels::attention::AttnParams;
 use edgedecoding_kernels::bfp::BfpBlock;
-use edgedecoding_kernels::fast::attention_fast;
 use edgedecoding_kernels::fast::{
-    linear_fast, pairs, plan_len, prepare, prepared_len, repack_panels, repacked_len, Isa, PairAct,
-    Repacked, PANEL, RECORD,
+    attention_fast, linear_fast, plan_len, prepare, prepared_len, repack_panels, Isa, PairAct,
+    Repacked, PANEL,
 };
 use edgedecoding_kernels::format::ApotWeights;
-use edgedecoding_kernels::{KernelError, GROUP};
+use edgedecoding_kernels::lm_head::DerivedHead;
+use edgedecoding_kernels::KernelError;
 
-use crate::decoder::{Backend, Head, MatId, Which};
+use crate::decoder::{Backend, MatId};
+use crate::edq::{simd_len, simd_matrix};
 use crate::error::ModelError;
 use crate::pool::Pool;
 use crate::weights::Model;
 
-struct Owned {
-    rows: usize,
-    cols: usize,
-    data: Vec<u8>,
-    row_exps: Vec<i8>,
+/// The SIMD section of a model (FORMAT.md §6; its 64-byte header left zero
+/// for the writer): every matrix repacked, the lm_head derived and repacked,
+/// on `threads` threads. `progress(done, total)` is called per matrix.
+pub fn simd_section(
+    model: &Model<'_>,
+    threads: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<u8>, ModelError> {
+    let c = model.config;
+    let mut sec = vec![0u8; simd_len(&c)];
+    let total = c.n_layers * 7 + 1;
+    let head = DerivedHead::new(model.emb, c.hidden, model.globals.emb_exp, None)?;
+    for i in 0..total {
+        let (rows, cols, at, len, rexp_at) =
+            simd_matrix(&c, i).ok_or(ModelError::Internal("SIMD section layout"))?;
+        let (head_part, tail) = sec.split_at_mut(rexp_at);
+        let data = &mut head_part[at..at + len];
+        let rexp: &mut [i8] = bytemuck::cast_slice_mut(&mut tail[..rows]);
+        if i == c.n_layers * 7 {
+            repack_threads(&head, data, rexp, threads)?;
+        } else {
+            let lw = model.layer(i / 7)?;
+            let m = [&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down][i % 7];
+            debug_assert_eq!((m.rows(), m.cols()), (rows, cols));
+            repack_threads(m, data, rexp, threads)?;
+        }
+        progress(i + 1, total);
+    }
+    Ok(sec)
 }
 
-impl Owned {
-    fn view(&self) -> Result<Repacked<'_>, KernelError> {
-        Repacked::new(self.rows, self.cols, &self.data, &self.row_exps)
+/// Repacks `w` with its panels split over `threads` scoped threads, each
+/// writing its own part of `data` and `rexp`.
+fn repack_threads<W: ApotWeights + Sync + ?Sized>(
+    w: &W,
+    data: &mut [u8],
+    rexp: &mut [i8],
+    threads: usize,
+) -> Result<(), KernelError> {
+    let panels = w.rows().div_ceil(PANEL);
+    let n = threads.clamp(1, panels.max(1));
+    let per_panel = data.len() / panels.max(1);
+    std::thread::scope(|s| {
+        let mut rest_d = data;
+        let mut rest_r = rexp;
+        let mut handles = Vec::new();
+        for i in 0..n {
+            let (p0, p1) = (i * panels / n, (i + 1) * panels / n);
+            let rows = (p1 * PANEL).min(w.rows()) - (p0 * PANEL).min(w.rows());
+            let (d, rd) = core::mem::take(&mut rest_d).split_at_mut((p1 - p0) * per_panel);
+            let (r, rr) = core::mem::take(&mut rest_r).split_at_mut(rows);
+            rest_d = rd;
+            rest_r = rr;
+            handles.push(s.spawn(move || repack_panels(w, p0..p1, d, r)));
+        }
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or(Err(KernelError::Param {
+                what: "repack thread panicked",
+                value: 0,
+                min: 0,
+                max: 0,
+            }))
+        })
+    })
+}
+
+/// The fast backend over a model's SIMD section.
+pub struct Fast<'m> {
+    isa: Isa,
+    pool: Pool,
+    section: Cow<'m, [u8]>,
+    stored: bool,
+    config: crate::Config,
+}
+
+impl<'m> Fast<'m> {
+    /// The backend for `model` on `threads` threads: its stored SIMD section
+    /// when the file has one, else one built now ([`simd_section`]). The ISA
+    /// is the best the CPU supports, or the one named by the environment
+    /// variable `EDGEDECODING_ISA` (`scalar`, `avx512vnni`; an unknown or
+    /// unsupported name is an error).
+    pub fn new(model: &Model<'m>, threads: usize) -> Result<Self, ModelError> {
+        Self::with_progress(model, threads, &mut |_, _| {})
+    }
+
+    /// [`Fast::new`], reporting the build of a missing SIMD section.
+    pub fn with_progress(
+        model: &Model<'m>,
+        threads: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self, ModelError> {
+        let isa = isa_from_env()?;
+        let (section, stored) = match model.file().simd_section() {
+            Some(s) => (Cow::Borrowed(s), true),
+            None => (Cow::Owned(simd_section(model, threads, progress)?), false),
+        };
+        Ok(Self {
+            isa,
+            pool: Pool::new(threads),
+            section,
+            stored,
+            config: model.config,
+        })
+    }
+
+    /// Forces an implementation (tests and `bench` compare every one with the
+    /// reference); an ISA the CPU lacks runs the portable code.
+    pub fn with_isa(mut self, isa: Isa) -> Self {
+        self.isa = isa.or_scalar();
+        self
+    }
+
+    /// The implementation in use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Whether the SIMD layout came from the file (no build at start).
+    pub fn stored(&self) -> bool {
+        self.stored
+    }
+
+    /// Threads in use.
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Bytes of repacked weights (all matrices and the head).
+    pub fn weight_bytes(&self) -> usize {
+        (0..=self.config.n_layers * 7)
+            .filter_map(|i| simd_matrix(&self.config, i))
+            .map(|(rows, _, _, len, _)| len + rows)
+            .sum()
+    }
+
+    /// Bytes of repacked weights read per token by one decode step.
+    pub fn bytes_per_token(&self) -> usize {
+        self.weight_bytes()
+    }
+
+    fn matrix(&self, idx: usize) -> Result<Repacked<'_>, KernelError> {
+        let bad = KernelError::Param {
+            what: "matrix index",
+            value: idx as i64,
+            min: 0,
+            max: (self.config.n_layers * 7) as i64,
+        };
+        let (rows, cols, at, len, rexp) = simd_matrix(&self.config, idx).ok_or(bad)?;
+        Repacked::new(
+            rows,
+            cols,
+            &self.section[at..at + len],
+            bytemuck::cast_slice(&self.section[rexp..rexp + rows]),
+        )
     }
 }
 
-/// Repacked weights of a whole model plus a thread pool.
-pub struct Fast {
-    isa: Isa,
-    pool: Pool,
-    mats: Vec<Owned>,
-    n_layers: usize,
+/// The ISA named by `EDGEDECODING_ISA`, or the best one detected.
+pub fn isa_from_env() -> Result<Isa, ModelError> {
+    match std::env::var("EDGEDECODING_ISA") {
+        Ok(name) if !name.is_empty() => match Isa::from_name(&name) {
+            Some(i) if i.supported() => Ok(i),
+            Some(_) => Err(ModelError::Unsupported(
+                "EDGEDECODING_ISA names an instruction set this CPU lacks",
+            )),
+            None => Err(ModelError::Unsupported(
+                "EDGEDECODING_ISA must be `scalar` or `avx512vnni`",
+            )),
+        },
+        _ => Ok(Isa::detect()),
+    }
 }
 
 /// Collects per-worker results: a missing one (a panicked worker) is an error.
@@ -58,87 +217,7 @@ fn collect<T>(parts: Vec<Option<Result<T, KernelError>>>) -> Result<Vec<T>, Kern
         .collect()
 }
 
-fn repack_par<W: ApotWeights + Sync + ?Sized>(w: &W, pool: &Pool) -> Result<Owned, ModelError> {
-    let (rows, cols) = (w.rows(), w.cols());
-    let panels = rows.div_ceil(PANEL);
-    let n = pool.threads();
-    let parts = collect(pool.map(n, &|i| {
-        let p0 = i * panels / n;
-        let p1 = (i + 1) * panels / n;
-        let r0 = p0 * PANEL;
-        let r1 = (p1 * PANEL).min(rows);
-        let mut data = vec![0u8; (p1 - p0) * pairs(cols) * RECORD];
-        let mut rexp = vec![0i8; r1.saturating_sub(r0)];
-        repack_panels(w, p0..p1, &mut data, &mut rexp).map(|_| (data, rexp))
-    }))?;
-    let mut data = Vec::with_capacity(repacked_len(rows, cols));
-    let mut row_exps = Vec::with_capacity(rows);
-    for (d, r) in parts {
-        data.extend_from_slice(&d);
-        row_exps.extend_from_slice(&r);
-    }
-    Ok(Owned {
-        rows,
-        cols,
-        data,
-        row_exps,
-    })
-}
-
-impl Fast {
-    /// Repacks every matrix of `model` and the lm_head `head` (derived rows are
-    /// derived once here) on `threads` threads.
-    pub fn new(model: &Model<'_>, head: &Head<'_>, threads: usize) -> Result<Self, ModelError> {
-        let pool = Pool::new(threads);
-        let c = model.config;
-        let mut mats = Vec::with_capacity(c.n_layers * 7 + 1);
-        for l in 0..c.n_layers {
-            let lw = model.layer(l)?;
-            for m in [&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down] {
-                mats.push(repack_par(m, &pool)?);
-            }
-        }
-        mats.push(repack_par(head, &pool)?);
-        Ok(Self {
-            isa: Isa::detect(),
-            pool,
-            mats,
-            n_layers: c.n_layers,
-        })
-    }
-
-    /// Forces an implementation (tests compare every one with the reference);
-    /// an ISA the CPU lacks falls back to the portable code.
-    pub fn with_isa(mut self, isa: Isa) -> Self {
-        self.isa = isa;
-        self
-    }
-
-    /// The implementation in use.
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// Threads in use.
-    pub fn threads(&self) -> usize {
-        self.pool.threads()
-    }
-
-    /// Bytes of repacked weights (all matrices and the head).
-    pub fn weight_bytes(&self) -> usize {
-        self.mats
-            .iter()
-            .map(|m| m.data.len() + m.row_exps.len())
-            .sum()
-    }
-
-    /// Bytes of repacked weights read per token by one decode step.
-    pub fn bytes_per_token(&self) -> usize {
-        self.weight_bytes()
-    }
-}
-
-impl Backend for Fast {
+impl Backend for Fast<'_> {
     fn attention(
         &self,
         p: &AttnParams,
@@ -202,26 +281,16 @@ impl Backend for Fast {
         out_frac: i32,
         out: &mut [i32],
     ) -> Result<(), KernelError> {
-        let idx = id.index(self.n_layers);
-        let m = match self.mats.get(idx) {
-            Some(m)
-                if m.rows == w.rows()
-                    && m.cols == w.cols()
-                    && (id.which == Which::Head || idx < self.n_layers * 7) =>
-            {
-                m.view()?
-            }
-            _ => {
-                return Err(KernelError::Param {
-                    what: "matrix id not repacked",
-                    value: idx as i64,
-                    min: 0,
-                    max: self.mats.len() as i64 - 1,
-                })
-            }
-        };
+        let m = self.matrix(id.index(self.config.n_layers))?;
+        if (m.rows(), m.cols()) != (w.rows(), w.cols()) {
+            return Err(KernelError::Length {
+                what: "matrix rows (the SIMD layout belongs to another model)",
+                expected: m.rows(),
+                got: w.rows(),
+            });
+        }
         let rows = m.rows();
-        let groups = m.cols() / GROUP;
+        let groups = m.cols() / edgedecoding_kernels::GROUP;
         if x.len() % groups != 0 {
             return Err(KernelError::NotMultiple {
                 what: "activation blocks",

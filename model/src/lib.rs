@@ -13,6 +13,9 @@
 //!   ([`convert`]) and the f32 reference forward pass ([`float_ref`]).
 #![no_std]
 #![warn(missing_docs)]
+// `unsafe` only where argued: the f32 reference's AVX tile (`float_ref`), the
+// memory map (`owned`) and the pool's lifetime erasure (`pool`).
+#![deny(unsafe_code)]
 
 #[cfg(target_endian = "big")]
 compile_error!("the .edq format is read zero-copy and is little-endian");
@@ -37,12 +40,15 @@ pub mod convert;
 #[cfg(feature = "std")]
 pub mod fast;
 #[cfg(feature = "std")]
+#[allow(unsafe_code)]
 pub mod float_ref;
 #[cfg(feature = "alloc")]
+#[allow(unsafe_code)]
 pub mod owned;
 #[cfg(feature = "std")]
 pub mod parallel;
 #[cfg(feature = "std")]
+#[allow(unsafe_code)]
 pub mod pool;
 
 pub use config::{Config, ConfigError};

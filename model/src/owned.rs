@@ -2,6 +2,7 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use edgedecoding_kernels::format::{
     pack_group, packed_codes_len, packed_exps_len, ApotGroup, ApotMatrix,
@@ -12,10 +13,20 @@ use edgedecoding_kernels::GROUP;
 use crate::error::ModelError;
 use crate::weights::Model;
 
-/// A `.edq` file held in 8-byte aligned memory.
+/// A `.edq` file held in 8-byte aligned memory: copied, or (feature `std`)
+/// memory-mapped read-only, so its weights are paged in from the page cache
+/// on use instead of copied.
 pub struct ModelBuf {
-    words: Vec<u64>,
+    store: Store,
     len: usize,
+    /// The bytes passed full validation once (they cannot change afterwards).
+    validated: AtomicBool,
+}
+
+enum Store {
+    Words(Vec<u64>),
+    #[cfg(feature = "std")]
+    Mapped(memmap2::Mmap),
 }
 
 impl ModelBuf {
@@ -24,18 +35,70 @@ impl ModelBuf {
         let mut words = vec![0u64; bytes.len().div_ceil(8)];
         bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
         Self {
-            words,
+            store: Store::Words(words),
             len: bytes.len(),
+            validated: AtomicBool::new(false),
         }
+    }
+
+    /// Maps the file at `path` read-only (page-aligned, so 8-byte aligned).
+    /// The file must not be modified while the map lives: model files are
+    /// replaced by rename (`convert` writes a temporary file), never rewritten
+    /// in place, so a running decoder keeps the old contents.
+    #[cfg(feature = "std")]
+    pub fn map(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        // SAFETY: the map is read-only and private to this process; the
+        // contract above (files are replaced, not rewritten) keeps its bytes
+        // stable for its lifetime. Every read goes through `bytes()`, which
+        // the parser validates before use.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+        let len = map.len();
+        Ok(Self {
+            store: Store::Mapped(map),
+            len,
+            validated: AtomicBool::new(false),
+        })
     }
 
     /// The file bytes.
     pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
+        match &self.store {
+            Store::Words(w) => &bytemuck::cast_slice::<u64, u8>(w)[..self.len],
+            #[cfg(feature = "std")]
+            Store::Mapped(m) => &m[..],
+        }
     }
 
-    /// Parses and validates the model.
+    /// Parses and validates the model. The passes over the whole file
+    /// (checksum, value ranges) run on the first call only: the bytes are
+    /// immutable, so later calls just rebuild the views.
     pub fn model(&self) -> Result<Model<'_>, ModelError> {
+        if self.validated.load(Ordering::Acquire) {
+            return Model::from_file(crate::edq::EdqFile::parse_again(self.bytes())?);
+        }
+        let m = self.validate()?;
+        self.validated.store(true, Ordering::Release);
+        Ok(m)
+    }
+
+    /// Full validation; with `std`, the checksum and the other passes over
+    /// the payloads run on two threads (same errors as `Model::from_bytes`:
+    /// on any failure the serial parse reports it).
+    fn validate(&self) -> Result<Model<'_>, ModelError> {
+        #[cfg(feature = "std")]
+        if self.bytes().as_ptr() as usize % 8 == 0 {
+            if let Ok(f) = crate::edq::EdqFile::parse_again(self.bytes()) {
+                let ok = std::thread::scope(|s| {
+                    let other = s.spawn(|| f.verify_payloads());
+                    let sum = f.verify_checksum();
+                    sum.is_ok() && other.join().is_ok_and(|r| r.is_ok())
+                });
+                if ok {
+                    return Model::from_file(f);
+                }
+            }
+        }
         Model::from_bytes(self.bytes())
     }
 }

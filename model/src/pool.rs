@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
 use std::vec::Vec;
 
 type Job = dyn Fn(usize) + Sync;
@@ -17,6 +18,8 @@ struct Inner {
     /// Workers finished with the current epoch.
     done: AtomicUsize,
     stop: AtomicBool,
+    /// A worker's call panicked during the current job.
+    panicked: AtomicBool,
     /// The current job, lifetime-erased; valid while `run` is executing.
     job: Mutex<Option<&'static Job>>,
     wake: Condvar,
@@ -41,6 +44,7 @@ impl Pool {
             epoch: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
             job: Mutex::new(None),
             wake: Condvar::new(),
             sleepers: Mutex::new(()),
@@ -68,17 +72,22 @@ impl Pool {
     }
 
     /// Runs `f(0..n)`: `f(0)` on the caller, the others on the workers; returns
-    /// when all have returned. Calls from several threads are serialized.
-    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+    /// when all have returned. Calls from several threads are serialized. A
+    /// panic in any `f(i)` is caught where it happens; the first one is
+    /// re-raised here after every worker has finished with `f`.
+    pub(crate) fn run(&self, f: &(dyn Fn(usize) + Sync)) {
         if self.n == 1 {
             f(0);
             return;
         }
-        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: the reference is only used by workers between the epoch
-        // increment below and their `done` increment, and this function does
-        // not return (and so `f` stays alive) until every worker has
-        // incremented `done` and the job slot has been cleared.
+        let _serial = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the lifetime-erased reference is published in `job` below and
+        // only dereferenced by workers between the epoch increment and their
+        // `done` increment (workers catch panics, so they always increment).
+        // `Finish`'s destructor — which runs on normal return *and* while
+        // unwinding from a panic in `f(0)` — waits for all `n - 1` increments
+        // and then clears the slot, so no worker can reach `f` after this
+        // function returns or unwinds, and `f` outlives every use.
         let erased: &'static Job =
             unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(f) };
         *self.inner.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(erased);
@@ -92,12 +101,33 @@ impl Pool {
                 .unwrap_or_else(|e| e.into_inner());
             self.inner.wake.notify_all();
         }
+        let finish = Finish {
+            inner: &self.inner,
+            workers: self.n - 1,
+        };
         f(0);
+        drop(finish);
+        if self.inner.panicked.swap(false, Ordering::AcqRel) {
+            std::panic::resume_unwind(std::boxed::Box::new("a pool worker panicked"));
+        }
+    }
+}
+
+/// Waits for every worker of the current epoch and clears the job slot, also
+/// when dropped during unwinding.
+struct Finish<'a> {
+    inner: &'a Inner,
+    workers: usize,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
         // spin briefly, then yield: on a loaded machine a descheduled worker
         // must get the core back rather than watch us spin
-        let start = Instant::now();
-        while self.inner.done.load(Ordering::Acquire) < self.n - 1 {
-            if start.elapsed() < Duration::from_micros(20) {
+        let mut spins = 0u32;
+        while self.inner.done.load(Ordering::Acquire) < self.workers {
+            if spins < 2000 {
+                spins += 1;
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
@@ -164,7 +194,11 @@ fn worker(i: usize, inner: &Inner) {
         }
         let job = *inner.job.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = job {
-            f(i);
+            // a panic must not skip the `done` increment below (the caller
+            // waits for it); it is reported to the caller instead
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))).is_err() {
+                inner.panicked.store(true, Ordering::Release);
+            }
         }
         inner.done.fetch_add(1, Ordering::Release);
     }
@@ -204,6 +238,36 @@ mod tests {
         std::panic::set_hook(prev);
         assert_eq!(r, std::vec![Some(0), None, Some(2)]);
         assert_eq!(pool.map(2, &|i| i + 1), std::vec![Some(1), Some(2)]);
+    }
+
+    /// A panic in the caller's share (`f(0)`) or a worker's unwinds out of
+    /// `run` only after every worker is done with `f`; the pool stays usable.
+    #[test]
+    fn run_is_sound_under_panics() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(std::boxed::Box::new(|_| {}));
+        let pool = Pool::new(3);
+        for bad in 0..3 {
+            let finished = AtomicUsize::new(0);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.run(&|i| {
+                    if i == bad {
+                        panic!("boom");
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                    finished.fetch_add(1, Ordering::SeqCst);
+                })
+            }));
+            assert!(r.is_err(), "the panic of f({bad}) reaches the caller");
+            // both other calls completed before `run` unwound
+            assert_eq!(finished.load(Ordering::SeqCst), 2);
+        }
+        std::panic::set_hook(prev);
+        let hits = AtomicUsize::new(0);
+        pool.run(&|_| {
+            hits.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -4,7 +4,9 @@ mod common;
 
 use common::{tiny, tokens};
 use edgedecoding_kernels::fast::Isa;
-use edgedecoding_model::fast::Fast;
+use edgedecoding_model::edq::write;
+use edgedecoding_model::fast::{simd_section, Fast};
+use edgedecoding_model::owned::ModelBuf;
 use edgedecoding_model::owned::OwnedHead;
 use edgedecoding_model::parallel::Threaded;
 use edgedecoding_model::{Backend, Decoder, Head, Model, ModelError, Serial, State, StateMem};
@@ -120,8 +122,20 @@ fn threads_and_packed_head_equal_serial() {
     }
 }
 
+/// Every implementation this CPU runs; the SIMD one must be among them when
+/// the CPU reports its features (so the comparison cannot silently become
+/// scalar against scalar).
+fn isas() -> Vec<Isa> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512bw") {
+        assert!(Isa::Avx512Vnni.supported());
+    }
+    Isa::ALL.into_iter().filter(|i| i.supported()).collect()
+}
+
 /// The repacked SIMD backend (every implementation, several thread counts,
-/// contexts long enough for the threaded attention) equals the reference.
+/// contexts long enough for the threaded attention, the SIMD layout built at
+/// load and stored in the file) equals the reference.
 #[test]
 fn fast_backend_equals_serial() {
     let buf = tiny(128);
@@ -129,9 +143,10 @@ fn fast_backend_equals_serial() {
     let toks = tokens(100, 256, 4);
     let want = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
     let head = Head::derived(&m).unwrap();
-    for isa in [Isa::Scalar, Isa::detect()] {
+    for isa in isas() {
         for n in [1, 2, 3] {
-            let fast = Fast::new(&m, &head, n).unwrap().with_isa(isa);
+            let fast = Fast::new(&m, n).unwrap().with_isa(isa);
+            assert!(!fast.stored());
             assert_eq!(
                 run_incremental(m, head, fast, &toks),
                 want,
@@ -139,8 +154,21 @@ fn fast_backend_equals_serial() {
             );
         }
     }
+    // the stored layout: the file rewritten with its SIMD section
+    let sec = simd_section(&m, 2, &mut |_, _| {}).unwrap();
+    let stored = ModelBuf::from_bytes(&write::with_simd(buf.bytes(), &sec).unwrap());
+    let ms = stored.model().unwrap();
+    for isa in isas() {
+        let fast = Fast::new(&ms, 2).unwrap().with_isa(isa);
+        assert!(fast.stored());
+        assert_eq!(
+            run_incremental(ms, Head::derived(&ms).unwrap(), fast, &toks),
+            want,
+            "stored layout, {isa:?}"
+        );
+    }
     // chunked prefill through it
-    let fast = Fast::new(&m, &head, 2).unwrap();
+    let fast = Fast::new(&m, 2).unwrap();
     let mut mem = StateMem::new(&m.config);
     let mut d = Decoder::new(m, head, State::new(&m.config, mem.bytes()).unwrap(), fast).unwrap();
     let mut all = vec![vec![]; toks.len()];

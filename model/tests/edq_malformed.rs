@@ -241,3 +241,82 @@ fn random_mutations_never_panic() {
     assert_eq!(ok + err, 3000);
     assert!(err > 1000);
 }
+
+/// The SIMD section (FORMAT.md §6): accepted when intact; rejected, each
+/// with its reason, when its body, magic, record format, reserved bytes or
+/// length are wrong or when it belongs to other weights; mutations never panic.
+#[test]
+fn simd_section_is_checked() {
+    use edgedecoding_model::edq::{simd_len, write::with_simd, SIMD_HEADER};
+    use edgedecoding_model::fast::simd_section;
+    let plain = tiny_bytes();
+    let m0 = ModelBuf::from_bytes(&plain);
+    let sec = simd_section(&m0.model().unwrap(), 2, &mut |_, _| {}).unwrap();
+    assert_eq!(sec.len(), simd_len(&m0.model().unwrap().config));
+    let good = with_simd(&plain, &sec).unwrap();
+    let n = good.len();
+    let at = n - sec.len(); // the section is the last payload
+    {
+        let buf = ModelBuf::from_bytes(&good);
+        let m = buf.model().unwrap();
+        assert_eq!(
+            m.file().simd_section().unwrap()[SIMD_HEADER..],
+            sec[SIMD_HEADER..]
+        );
+        // the canonical part is unchanged: same tensors as the plain file
+        assert_eq!(m.emb, m0.model().unwrap().emb);
+    }
+    let reason = |b: &[u8]| match parse(b) {
+        Err(ModelError::BadValue { reason, .. }) => reason,
+        other => panic!("expected BadValue, got {other:?}"),
+    };
+    // the header checksum covers only the bytes before the section
+    let reseal_before = |b: &mut Vec<u8>| {
+        let s = checksum(&b[..at]);
+        b[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&s.to_le_bytes());
+    };
+    let mut b = good.clone();
+    b[at + SIMD_HEADER + 100] ^= 1;
+    assert!(reason(&b).contains("content hash"));
+    let mut b = good.clone();
+    b[at] = b'X';
+    assert!(reason(&b).contains("magic"));
+    let mut b = good.clone();
+    b[at + 8] = 3;
+    assert!(reason(&b).contains("record format"));
+    let mut b = good.clone();
+    b[at + 40] = 1;
+    assert!(reason(&b).contains("reserved"));
+    // a weight byte changed (and the header resealed): the section is stale
+    let mut b = good.clone();
+    b[at - 64] ^= 0x10;
+    reseal_before(&mut b);
+    assert!(reason(&b).contains("other weights"));
+    let mut b = good.clone();
+    b[HEADER_LEN + 200] ^= 0x10; // directory byte, not resealed
+    assert!(matches!(parse(&b), Err(ModelError::Checksum { .. })));
+    assert!(matches!(
+        parse(&good[..n - 64]),
+        Err(ModelError::Truncated { .. })
+    ));
+    // seeded mutations of the whole file: Ok or Err, never a panic
+    let mut rng = 0x5eed_u64;
+    for case in 0..400 {
+        let mut b = good.clone();
+        for _ in 0..1 + case % 3 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let i = if case % 2 == 0 {
+                at + (rng >> 20) as usize % sec.len()
+            } else {
+                (rng >> 20) as usize % n
+            };
+            b[i] = (rng >> 8) as u8;
+        }
+        if case % 3 == 0 {
+            reseal_before(&mut b);
+        }
+        let _ = parse(&b);
+    }
+}

@@ -296,7 +296,7 @@ fn model_section(
         // the history is long: the SIMD backend fills it (bit-identical to the
         // scalar kernels, and checked again right below on the last chunk)
         let hp = Head::Packed(owned.matrix());
-        let fast = Fast::new(model, &hp, o.threads)?;
+        let fast = Fast::new(model, o.threads)?;
         let mut mem3 = StateMem::new(&c);
         let mut dl = Decoder::new(*model, hp, State::new(&c, mem3.bytes())?, fast)?;
         dl.prefill(&long[..start])?;
