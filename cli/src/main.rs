@@ -1,5 +1,6 @@
 //! `edgedecoding`: run, convert, benchmark and inspect the integer model.
 
+mod bench;
 mod convert;
 mod source;
 mod text;
@@ -12,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgedecoding_kernels::argmax::argmax_i32;
 use edgedecoding_model::float_ref::FloatModel;
-use edgedecoding_model::{Decoder, Head, State, StateMem};
 
 use source::{Builtin, Loaded};
 
@@ -135,6 +135,19 @@ enum Cmd {
         /// Thread counts to measure.
         #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
         thread_counts: Vec<usize>,
+        /// Instruction sets: `best`, `all` (every one this CPU runs) or a list
+        /// (`scalar,avx512vnni`).
+        #[arg(long, default_value = "best")]
+        isa: String,
+        /// Repetitions of each test (mean ± standard deviation).
+        #[arg(long, short = 'r', default_value_t = 3)]
+        repetitions: usize,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = bench::Output::Md)]
+        output: bench::Output,
+        /// Also time a cold `generate -n 1` in a new process (needs --model).
+        #[arg(long)]
+        cold: bool,
         /// Also measure the scalar reference decoder (single thread, the
         /// arithmetic every fast path is tested against).
         #[arg(long)]
@@ -223,13 +236,23 @@ fn run(cli: Cli) -> Result<()> {
             prefill,
             decode,
             thread_counts,
+            isa,
+            repetitions,
+            output,
+            cold,
             reference,
-        } => bench(
+        } => bench::run(
             &source::load(&m, false)?,
-            prefill,
-            decode,
-            &thread_counts,
-            reference,
+            &bench::Opts {
+                prefill,
+                decode,
+                threads: thread_counts,
+                isas: bench::parse_isas(&isa)?,
+                reps: repetitions,
+                output,
+                reference,
+                cold,
+            },
         ),
         Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
         Cmd::Convert { m, out, no_simd } => {
@@ -265,13 +288,8 @@ fn generate(
 ) -> Result<()> {
     let model = l.model()?;
     let be = l.backend(&model, m.threads)?;
-    let mut mem = StateMem::new(&model.config);
-    let mut d = Decoder::new(
-        model,
-        Head::derived(&model)?,
-        State::new(&model.config, mem.bytes())?,
-        be,
-    )?;
+    let mut mem = source::state_mem(&model);
+    let mut d = source::cpu_decoder(model, &mut mem, be)?;
     let toks = l.tok.encode(prompt);
     if toks.is_empty() {
         bail!("the prompt encodes to no tokens");
@@ -320,13 +338,8 @@ fn generate(
 fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
     let model = l.model()?;
     let be = l.backend(&model, m.threads)?;
-    let mut mem = StateMem::new(&model.config);
-    let mut d = Decoder::new(
-        model,
-        Head::derived(&model)?,
-        State::new(&model.config, mem.bytes())?,
-        be,
-    )?;
+    let mut mem = source::state_mem(&model);
+    let mut d = source::cpu_decoder(model, &mut mem, be)?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -423,18 +436,13 @@ fn perplexity(
         None
     } else {
         let be = l.backend(&model, m.threads)?;
-        Some((be, StateMem::new(&model.config)))
+        Some((be, source::state_mem(&model)))
     };
     let t0 = Instant::now();
     for w in &windows {
         let mut int_top = vec![0usize; w.len()];
         if let Some((be, mem)) = dec.as_mut() {
-            let mut d = Decoder::new(
-                model,
-                Head::derived(&model)?,
-                State::new(&model.config, mem.bytes())?,
-                &*be,
-            )?;
+            let mut d = source::cpu_decoder(model, mem, &*be)?;
             d.prefill_all(w, &mut |i, lg| {
                 if i + 1 < w.len() {
                     nll_i += text::nll_q12(lg, row(w[i + 1]));
@@ -489,105 +497,6 @@ fn perplexity(
 }
 
 /// Prefill `prompt`, then decode `decode` tokens; returns (prefill s, decode s).
-fn time_run<B: edgedecoding_model::Backend>(
-    d: &mut Decoder<'_, '_, B>,
-    prompt: &[u32],
-    first: u32,
-    decode: usize,
-) -> Result<(f64, f64)> {
-    let t0 = Instant::now();
-    let mut next = if prompt.is_empty() {
-        d.prefill(&[first])?
-    } else {
-        d.prefill(prompt)?
-    };
-    let tp = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    for _ in 0..decode {
-        next = d.decode(next)?;
-    }
-    Ok((tp, t1.elapsed().as_secs_f64()))
-}
-
-fn bench(
-    l: &Loaded,
-    prefill: usize,
-    decode: usize,
-    thread_counts: &[usize],
-    reference: bool,
-) -> Result<()> {
-    let model = l.model()?;
-    let c = model.config;
-    if prefill + decode > c.ctx {
-        bail!(
-            "prefill {prefill} + decode {decode} exceeds the context {}",
-            c.ctx
-        );
-    }
-    let prompt: Vec<u32> = (0..prefill as u32)
-        .map(|i| model.token_of_row((i as usize * 7919) % c.n_kept))
-        .collect();
-    println!(
-        "model: {} ({} layers, hidden {}, ffn {}, vocab {} kept of {}, ctx {})",
-        l.name, c.n_layers, c.hidden, c.ffn, c.n_kept, c.vocab, c.ctx
-    );
-    println!("| threads | test | tokens | seconds | tok/s |");
-    println!("|---|---|---|---|---|");
-    for &t in thread_counts {
-        let be = l.backend(&model, t)?;
-        let bytes = be.bytes_per_token();
-        let isa = be.isa();
-        let mut mem = StateMem::new(&c);
-        let mut d = Decoder::new(
-            model,
-            Head::derived(&model)?,
-            State::new(&c, mem.bytes())?,
-            be,
-        )?;
-        let (tp, td) = time_run(&mut d, &prompt, model.token_of_row(0), decode)?;
-        if prefill > 0 {
-            println!(
-                "| {t} | prefill pp{prefill} | {prefill} | {tp:.3} | {:.2} |",
-                prefill as f64 / tp
-            );
-        }
-
-        println!(
-            "| {t} | decode tg{decode} | {decode} | {td:.3} | {:.2} |",
-            decode as f64 / td
-        );
-        eprintln!(
-            "[{t} threads, {isa:?}: {:.1} MB of weights read per decode step, {:.1} GB/s effective]",
-            bytes as f64 / 1e6,
-            bytes as f64 * decode as f64 / td / 1e9
-        );
-    }
-    if reference {
-        // the head derived once and stored packed (deriving it on the fly, as the
-        // heap-free path does, costs as much as the rest of the model per token)
-        let head = edgedecoding_model::owned::OwnedHead::derive(&model)?;
-        let mut mem = StateMem::new(&c);
-        let mut d = Decoder::new(
-            model,
-            Head::Packed(head.matrix()),
-            State::new(&c, mem.bytes())?,
-            edgedecoding_model::Serial,
-        )?;
-        let (tp, td) = time_run(&mut d, &prompt, model.token_of_row(0), decode)?;
-        if prefill > 0 {
-            println!(
-                "| 1 (scalar reference) | prefill pp{prefill} | {prefill} | {tp:.3} | {:.2} |",
-                prefill as f64 / tp
-            );
-        }
-        println!(
-            "| 1 (scalar reference) | decode tg{decode} | {decode} | {td:.3} | {:.2} |",
-            decode as f64 / td
-        );
-    }
-    Ok(())
-}
-
 fn inspect(l: &Loaded) -> Result<()> {
     let model = l.model()?;
     let c = model.config;

@@ -8,7 +8,7 @@ use edgedecoding_model::builtin::{float_model, generate};
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_model::owned::ModelBuf;
-use edgedecoding_model::{Config, Model};
+use edgedecoding_model::{Backend, Config, Decoder, Head, Model, State, StateMem, CPU_CHUNK};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::convert;
@@ -52,9 +52,28 @@ impl Builtin {
     }
 }
 
+/// State memory for the CPU decoder of `model` (prefill chunks of
+/// [`CPU_CHUNK`] tokens: each weight streamed once per 64 prompt tokens).
+pub fn state_mem(model: &Model<'_>) -> StateMem {
+    StateMem::with_chunk(&model.config, CPU_CHUNK)
+}
+
+/// The CPU decoder: `model` with its derived lm_head, state in `mem`
+/// ([`state_mem`]), backend `be` (normally [`Loaded::backend`]).
+pub fn cpu_decoder<'m, 's, B: Backend>(
+    model: Model<'m>,
+    mem: &'s mut StateMem,
+    be: B,
+) -> Result<Decoder<'m, 's, B>> {
+    let st = State::with_chunk(&model.config, mem.bytes(), CPU_CHUNK)?;
+    Ok(Decoder::new(model, Head::derived(&model)?, st, be)?)
+}
+
 /// A loaded model with its tokenizer.
 pub struct Loaded {
     pub name: String,
+    /// The `.edq` file it was mapped from (None: built in or converted now).
+    pub path: Option<PathBuf>,
     pub buf: ModelBuf,
     pub tok: Box<dyn Tokenizer>,
     builtin: Option<(Builtin, u64)>,
@@ -190,8 +209,16 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
         (None, Ok(t)) => Box::new(t),
         (None, Err(_)) => Box::new(IdTokenizer),
     };
+    let path = m.model.clone().filter(|p| {
+        p.is_file()
+            && !matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("gguf" | "safetensors")
+            )
+    });
     Ok(Loaded {
         name,
+        path,
         buf,
         tok,
         builtin,

@@ -297,11 +297,11 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         sink: &mut dyn FnMut(usize, &[i32]),
     ) -> Result<(), ModelError> {
         self.check(tokens)?;
-        let v = self.model.config.n_kept;
         let mut i = 0;
         while i < tokens.len() {
             let p = self.st.pos;
-            let n = (T - p % T).min(tokens.len() - i);
+            // up to `cap` tokens per pass, ending on a multiple of 8 positions
+            let n = (self.st.cap - p % T).min(tokens.len() - i);
             let chunk = &tokens[i..i + n];
             let last = i + n == tokens.len();
             let slots = if all {
@@ -311,10 +311,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             } else {
                 n..n
             };
-            self.run(chunk, p, slots.clone())?;
-            for (k, s) in slots.enumerate() {
-                sink(i + s, &self.st.logits[k * v..(k + 1) * v]);
-            }
+            self.run(chunk, p, slots, &mut |s, l| sink(i + s, l))?;
             for (k, &t) in chunk.iter().enumerate() {
                 self.st.chunk[(p + k) % T] = t;
             }
@@ -343,7 +340,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         let mut toks = [token; T];
         toks[..=slot].copy_from_slice(&self.st.chunk[..=slot]);
         let n = T.min(self.st.config.ctx - c0);
-        self.run(&toks[..n], c0, slot..slot + 1)?;
+        self.run(&toks[..n], c0, slot..slot + 1, &mut |_, _| {})?;
         self.st.pos = p + 1;
         Ok(self.next_token())
     }
@@ -363,8 +360,16 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
     }
 
     /// One pass over the model for `tokens` at positions `start..`, writing
-    /// their K/V rows, and logits for `slots` (stored from logits row 0).
-    fn run(&mut self, tokens: &[u32], start: usize, slots: Range<usize>) -> Result<(), ModelError> {
+    /// their K/V rows, and logits for `slots`: computed 8 at a time into the
+    /// logits rows, each handed to `sink(slot, logits)`; the last group stays
+    /// in the logits rows.
+    fn run(
+        &mut self,
+        tokens: &[u32],
+        start: usize,
+        slots: Range<usize>,
+        sink: &mut dyn FnMut(usize, &[i32]),
+    ) -> Result<(), ModelError> {
         let c = self.model.config;
         let (n, h, kvd, f, hd) = (tokens.len(), c.hidden, c.kv_dim(), c.ffn, c.head_dim);
         let half = hd / 2;
@@ -540,10 +545,13 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             )?;
             residual_add(&mut st.x[..n * h], &st.proj[..n * h])?;
         }
-        // --- final norm and lm_head for the requested slots
-        let ns = slots.len();
-        if ns > 0 {
-            for (k, t) in slots.clone().enumerate() {
+        // --- final norm and lm_head for the requested slots, 8 at a time
+        let v = c.n_kept;
+        let mut g0 = slots.start;
+        while g0 < slots.end {
+            let ns = (slots.end - g0).min(T);
+            for k in 0..ns {
+                let t = g0 + k;
                 rmsnorm(
                     &st.x[t * h..(t + 1) * h],
                     self.model.final_norm,
@@ -553,7 +561,6 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 )?;
             }
             quantize_bfp(&st.xn[..ns * h], &mut st.blocks[..ns * h / 8])?;
-            let v = c.n_kept;
             be.linear(
                 MatId {
                     layer: 0,
@@ -565,9 +572,11 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 ACT_FRAC as i32,
                 &mut st.logits[..ns * v],
             )?;
-        }
-        if ns > 0 {
             st.logits_valid = ns;
+            for k in 0..ns {
+                sink(g0 + k, &st.logits[k * v..(k + 1) * v]);
+            }
+            g0 += ns;
         }
         Ok(())
     }

@@ -56,5 +56,5 @@ pub use decoder::{Backend, Decoder, Head, MatId, Serial, Which};
 pub use error::{ModelError, TensorName};
 #[cfg(feature = "alloc")]
 pub use state::StateMem;
-pub use state::{state_bytes, State};
+pub use state::{state_bytes, state_bytes_chunked, State, CPU_CHUNK};
 pub use weights::{Layer, LayerFormats, Model};

@@ -52,14 +52,14 @@ struct Sizes {
 }
 
 impl Sizes {
-    const fn of(c: &Config) -> Self {
+    const fn of(c: &Config, chunk: usize) -> Self {
         Self {
             kv: c.n_layers * c.ctx * c.kv_dim(),
             rope: c.ctx * c.head_dim / 2,
-            act: T * c.hidden,
-            kvnew: T * c.kv_dim(),
-            ffn: T * c.ffn,
-            blocks: T * (if c.hidden > c.ffn { c.hidden } else { c.ffn }) / 8,
+            act: chunk * c.hidden,
+            kvnew: chunk * c.kv_dim(),
+            ffn: chunk * c.ffn,
+            blocks: chunk * (if c.hidden > c.ffn { c.hidden } else { c.ffn }) / 8,
             ctx: c.ctx,
             logits: T * c.n_kept,
             head: c.hidden,
@@ -71,7 +71,19 @@ impl Sizes {
 /// one chunk of 8 tokens, logits of 8 tokens), including worst-case alignment
 /// padding. Pass at least this many bytes to [`State::new`].
 pub const fn state_bytes(c: &Config) -> usize {
-    let s = Sizes::of(c);
+    state_bytes_chunked(c, T)
+}
+
+/// Prefill chunk the CPU fallback uses: every weight is streamed once per 64
+/// tokens instead of once per 8 (results are identical for any chunking,
+/// SPEC §4.4).
+pub const CPU_CHUNK: usize = 64;
+
+/// [`state_bytes`] for prefill chunks of `chunk` tokens (rounded up to a
+/// multiple of 8; see [`State::with_chunk`]).
+pub const fn state_bytes_chunked(c: &Config, chunk: usize) -> usize {
+    let chunk = if chunk < T { T } else { chunk.div_ceil(T) * T };
+    let s = Sizes::of(c, chunk);
     let slack = 16 * 8; // one alignment pad per buffer at most
     2 * s.kv * 2
         + 2 * s.rope * 2
@@ -123,14 +135,34 @@ pub struct State<'s> {
     pub(crate) chunk: [u32; T],
     /// Slots of `logits` holding valid rows, and the position of slot 0.
     pub(crate) logits_valid: usize,
+    /// Tokens per prefill pass (a multiple of 8).
+    pub(crate) cap: usize,
 }
 
 impl<'s> State<'s> {
     /// Carves the state out of `mem` (at least [`state_bytes`] bytes) and builds
     /// the RoPE tables (ROM contents, built once with `libm`).
     pub fn new(config: &Config, mem: &'s mut [u8]) -> Result<Self, ModelError> {
+        Self::with_chunk(config, mem, T)
+    }
+
+    /// [`State::new`] for prefill passes of up to `chunk` tokens (a multiple
+    /// of 8, at most `ctx` rounded up; `mem` at least
+    /// [`state_bytes_chunked`]). Chunks are aligned to multiples of 8
+    /// positions; outputs are identical for any chunk (tested).
+    pub fn with_chunk(
+        config: &Config,
+        mem: &'s mut [u8],
+        chunk: usize,
+    ) -> Result<Self, ModelError> {
         config.validate()?;
-        let s = Sizes::of(config);
+        if chunk < T || chunk % T != 0 || chunk > config.ctx.div_ceil(T) * T + T {
+            return Err(ModelError::BadHeader {
+                field: "prefill chunk (a multiple of 8 up to the context)",
+                value: chunk as u64,
+            });
+        }
+        let s = Sizes::of(config, chunk);
         let mut a = Arena { rest: mem, used: 0 };
         let mut st = State {
             config: *config,
@@ -156,6 +188,7 @@ impl<'s> State<'s> {
             pos: 0,
             chunk: [0; T],
             logits_valid: 0,
+            cap: chunk,
         };
         edgedecoding_kernels::rope::build_rope_table(
             config.rope_theta,
@@ -207,6 +240,10 @@ impl StateMem {
     /// Memory for a config.
     pub fn new(c: &Config) -> Self {
         Self(alloc::vec![0u64; state_bytes(c).div_ceil(8)])
+    }
+    /// Memory for a config with prefill chunks of `chunk` tokens.
+    pub fn with_chunk(c: &Config, chunk: usize) -> Self {
+        Self(alloc::vec![0u64; state_bytes_chunked(c, chunk).div_ceil(8)])
     }
     /// The bytes.
     pub fn bytes(&mut self) -> &mut [u8] {

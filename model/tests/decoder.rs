@@ -67,6 +67,67 @@ fn chunked_prefill_equals_token_by_token() {
     assert_eq!(d.logits(), logits.last().unwrap().as_slice());
 }
 
+/// The CPU's longer prefill chunks (16, 24, 64 tokens; serial and the fast
+/// backend) give the logits of every position and the KV cache of
+/// token-by-token decode, also when the prompt starts at an unaligned
+/// position; a parity step after them agrees too.
+#[test]
+fn long_prefill_chunks_equal_token_by_token() {
+    use edgedecoding_model::{state_bytes_chunked, CPU_CHUNK};
+    let buf = tiny(128);
+    let m = buf.model().unwrap();
+    let toks = tokens(101, 256, 9);
+    let (next, logits, kc) = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
+    for chunk in [16usize, 24, CPU_CHUNK] {
+        for fast in [false, true] {
+            let mut mem = StateMem::with_chunk(&m.config, chunk);
+            assert!(mem.bytes().len() >= state_bytes_chunked(&m.config, chunk));
+            let st = State::with_chunk(&m.config, mem.bytes(), chunk).unwrap();
+            let mut all = vec![vec![]; toks.len()];
+            let kc2: Vec<i16>;
+            let head = Head::derived(&m).unwrap();
+            macro_rules! check {
+                ($be:expr) => {{
+                    let mut d = Decoder::new(m, head, st, $be).unwrap();
+                    // 3 tokens, then the rest: the second prefill starts unaligned
+                    d.prefill_all(&toks[..3], &mut |i, l| all[i] = l.to_vec())
+                        .unwrap();
+                    let nt = d
+                        .prefill_all(&toks[3..], &mut |i, l| all[3 + i] = l.to_vec())
+                        .unwrap();
+                    assert_eq!(nt, *next.last().unwrap());
+                    kc2 = (0..m.config.n_layers)
+                        .flat_map(|l| {
+                            d.state().k_cache(l)[..toks.len() * m.config.kv_dim()].to_vec()
+                        })
+                        .collect();
+                    let p = d.decode_parity(next[100]).unwrap();
+                    let (n2, _, _) = run_incremental(
+                        m,
+                        Head::derived(&m).unwrap(),
+                        Serial,
+                        &[toks.clone(), vec![next[100]]].concat(),
+                    );
+                    assert_eq!(p, n2[101], "parity after chunk {chunk}");
+                }};
+            }
+            if fast {
+                check!(Fast::new(&m, 2).unwrap());
+            } else {
+                check!(Serial);
+            }
+            assert_eq!(all, logits, "chunk {chunk}, fast {fast}: logits differ");
+            assert_eq!(kc, kc2, "chunk {chunk}, fast {fast}: KV cache differs");
+        }
+    }
+    // chunks that are not multiples of 8 are refused
+    let mut mem = StateMem::with_chunk(&m.config, 16);
+    assert!(matches!(
+        State::with_chunk(&m.config, mem.bytes(), 12),
+        Err(ModelError::BadHeader { .. })
+    ));
+}
+
 #[test]
 fn parity_decode_equals_incremental() {
     let buf = tiny(64);
