@@ -91,6 +91,36 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in pass order.
+    pub const ALL: [Stage; 26] = [
+        Stage::Rows,
+        Stage::XEmbed,
+        Stage::XIn,
+        Stage::AttnNorm,
+        Stage::AttnBfp,
+        Stage::Q,
+        Stage::K,
+        Stage::V,
+        Stage::KRow,
+        Stage::VRow,
+        Stage::QRot,
+        Stage::Attn,
+        Stage::OBfp,
+        Stage::OProj,
+        Stage::XAttn,
+        Stage::MlpNorm,
+        Stage::MlpBfp,
+        Stage::Gate,
+        Stage::Up,
+        Stage::Swiglu,
+        Stage::DownBfp,
+        Stage::Down,
+        Stage::XOut,
+        Stage::FinalNorm,
+        Stage::FinalBfp,
+        Stage::Logits,
+    ];
+
     /// The stage's tensor name in docs/VECTORS.md §4 and the golden manifest.
     pub const fn name(self) -> &'static str {
         match self {

@@ -203,6 +203,10 @@ fn probed_prefill_reports_every_stage_and_changes_nothing() {
         }
     }
     assert_eq!(seen, recs.len(), "a stage outside the list was reported");
+    // `Stage::ALL` is the pass order (the derived order) with distinct names
+    assert!(Stage::ALL.windows(2).all(|w| w[0] < w[1]));
+    let names: std::collections::BTreeSet<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(names.len(), Stage::ALL.len());
     let mut chunk_start = split;
     let mut last = (Site::Embedding, Stage::Rows);
     for r in &recs {
