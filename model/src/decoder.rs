@@ -1,5 +1,6 @@
 //! The integer decoder: prefill in chunks of 8, incremental and
-//! accelerator-parity decode (docs/SPEC.md §11).
+//! accelerator-parity decode (docs/SPEC.md §11), every stage observable
+//! through a [`Probe`].
 
 use core::ops::Range;
 
@@ -18,6 +19,7 @@ use edgedecoding_kernels::silu::swiglu;
 use edgedecoding_kernels::{KernelError, ACT_FRAC, TOKENS_PER_PASS};
 
 use crate::error::ModelError;
+use crate::probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
 use crate::state::State;
 use crate::weights::Model;
 
@@ -275,7 +277,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
     /// greedy next token. Logits of the last token are then in [`Self::logits`].
     /// On error nothing changes.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<u32, ModelError> {
-        self.prefill_with(tokens, false, &mut |_, _| {})?;
+        self.prefill_with(tokens, false, &mut |_, _| {}, &mut NoProbe)?;
         Ok(self.next_token())
     }
 
@@ -286,15 +288,30 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         tokens: &[u32],
         sink: &mut dyn FnMut(usize, &[i32]),
     ) -> Result<u32, ModelError> {
-        self.prefill_with(tokens, true, sink)?;
+        self.prefill_with(tokens, true, sink, &mut NoProbe)?;
         Ok(self.next_token())
     }
 
-    fn prefill_with(
+    /// Like [`Self::prefill_all`], reporting every stage of every pass to
+    /// `probe` ([`crate::probe`]): the final norm and the logits of every token
+    /// are computed and reported. (An incremental decode step is a prefill of
+    /// one token.) If an error is returned, the stages reported so far are
+    /// incomplete.
+    pub fn prefill_probed<P: Probe>(
+        &mut self,
+        tokens: &[u32],
+        probe: &mut P,
+    ) -> Result<u32, ModelError> {
+        self.prefill_with(tokens, true, &mut |_, _| {}, probe)?;
+        Ok(self.next_token())
+    }
+
+    fn prefill_with<P: Probe>(
         &mut self,
         tokens: &[u32],
         all: bool,
         sink: &mut dyn FnMut(usize, &[i32]),
+        probe: &mut P,
     ) -> Result<(), ModelError> {
         self.check(tokens)?;
         let mut i = 0;
@@ -311,7 +328,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             } else {
                 n..n
             };
-            self.run(chunk, p, slots, &mut |s, l| sink(i + s, l))?;
+            self.run(chunk, p, slots, &mut |s, l| sink(i + s, l), probe)?;
             for (k, &t) in chunk.iter().enumerate() {
                 self.st.chunk[(p + k) % T] = t;
             }
@@ -332,6 +349,17 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
     /// after the new token padded with it) and the result is read at the new
     /// token's slot. Equal to [`Self::decode`] by causality; tested.
     pub fn decode_parity(&mut self, token: u32) -> Result<u32, ModelError> {
+        self.decode_parity_probed(token, &mut NoProbe)
+    }
+
+    /// Like [`Self::decode_parity`], reporting every stage of the re-run chunk
+    /// to `probe` ([`crate::probe`]): the layer stages for all of its slots
+    /// (padding included), the final norm and logits for the new token's slot.
+    pub fn decode_parity_probed<P: Probe>(
+        &mut self,
+        token: u32,
+        probe: &mut P,
+    ) -> Result<u32, ModelError> {
         self.check(core::slice::from_ref(&token))?;
         let p = self.st.pos;
         let c0 = p - p % T;
@@ -340,7 +368,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         let mut toks = [token; T];
         toks[..=slot].copy_from_slice(&self.st.chunk[..=slot]);
         let n = T.min(self.st.config.ctx - c0);
-        self.run(&toks[..n], c0, slot..slot + 1, &mut |_, _| {})?;
+        self.run(&toks[..n], c0, slot..slot + 1, &mut |_, _| {}, probe)?;
         self.st.pos = p + 1;
         Ok(self.next_token())
     }
@@ -362,13 +390,15 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
     /// One pass over the model for `tokens` at positions `start..`, writing
     /// their K/V rows, and logits for `slots`: computed 8 at a time into the
     /// logits rows, each handed to `sink(slot, logits)`; the last group stays
-    /// in the logits rows.
-    fn run(
+    /// in the logits rows. Every stage is reported to `probe` as soon as it is
+    /// computed.
+    fn run<P: Probe>(
         &mut self,
         tokens: &[u32],
         start: usize,
         slots: Range<usize>,
         sink: &mut dyn FnMut(usize, &[i32]),
+        probe: &mut P,
     ) -> Result<(), ModelError> {
         let c = self.model.config;
         let (n, h, kvd, f, hd) = (tokens.len(), c.hidden, c.kv_dim(), c.ffn, c.head_dim);
@@ -377,17 +407,22 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         let eps = self.model.globals.eps_q40;
         let st = &mut self.st;
         let be = &self.backend;
+        let emb = Site::Embedding;
         for (t, &tok) in tokens.iter().enumerate() {
             let row = self.model.row_of_token(tok)?;
+            tap(probe, emb, Stage::Rows, start + t, 1, &[row as u32][..]);
             embed_row(
                 &self.model.emb[row * h..(row + 1) * h],
                 self.model.globals.emb_exp,
                 &mut st.x[t * h..(t + 1) * h],
             )?;
         }
+        tap(probe, emb, Stage::XEmbed, start, n, &st.x[..n * h]);
         for l in 0..c.n_layers {
             let lw = self.model.layer(l)?;
             let fm = lw.fmt;
+            let at = Site::Layer(l);
+            tap(probe, at, Stage::XIn, start, n, &st.x[..n * h]);
             // --- attention block: norm, quantize, q/k/v, RoPE, cache, attention, o, residual
             for t in 0..n {
                 rmsnorm(
@@ -398,8 +433,10 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     &mut st.xn[t * h..(t + 1) * h],
                 )?;
             }
+            tap(probe, at, Stage::AttnNorm, start, n, &st.xn[..n * h]);
             quantize_bfp(&st.xn[..n * h], &mut st.blocks[..n * h / 8])?;
             let xb = &st.blocks[..n * h / 8];
+            tap(probe, at, Stage::AttnBfp, start, n, xb);
             be.linear(
                 MatId {
                     layer: l,
@@ -433,6 +470,9 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 fm.v_frac as i32,
                 &mut st.v_new[..n * kvd],
             )?;
+            tap(probe, at, Stage::Q, start, n, &st.q[..n * h]);
+            tap(probe, at, Stage::K, start, n, &st.k_new[..n * kvd]);
+            tap(probe, at, Stage::V, start, n, &st.v_new[..n * kvd]);
             let kc = &mut st.k_cache[l * cap * kvd..(l + 1) * cap * kvd];
             let vc = &mut st.v_cache[l * cap * kvd..(l + 1) * cap * kvd];
             for t in 0..n {
@@ -453,6 +493,9 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     *d = sat_i16(s as i64);
                 }
             }
+            let rows = start * kvd..(start + n) * kvd;
+            tap(probe, at, Stage::KRow, start, n, &kc[rows.clone()]);
+            tap(probe, at, Stage::VRow, start, n, &vc[rows]);
             let params = AttnParams {
                 n_heads: c.n_heads,
                 n_kv_heads: c.n_kv_heads,
@@ -473,6 +516,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     &st.cos[p * half..(p + 1) * half],
                     &st.sin[p * half..(p + 1) * half],
                 )?;
+                tap(probe, at, Stage::QRot, p, 1, &st.q16[..]);
                 be.attention(
                     &params,
                     st.q16,
@@ -484,7 +528,9 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     &mut st.att[t * h..(t + 1) * h],
                 )?;
             }
+            tap(probe, at, Stage::Attn, start, n, &st.att[..n * h]);
             quantize_bfp(&st.att[..n * h], &mut st.blocks[..n * h / 8])?;
+            tap(probe, at, Stage::OBfp, start, n, &st.blocks[..n * h / 8]);
             be.linear(
                 MatId {
                     layer: l,
@@ -496,7 +542,9 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 ACT_FRAC as i32,
                 &mut st.proj[..n * h],
             )?;
+            tap(probe, at, Stage::OProj, start, n, &st.proj[..n * h]);
             residual_add(&mut st.x[..n * h], &st.proj[..n * h])?;
+            tap(probe, at, Stage::XAttn, start, n, &st.x[..n * h]);
             // --- MLP block: norm, quantize, gate/up, SwiGLU, quantize, down, residual
             for t in 0..n {
                 rmsnorm(
@@ -507,7 +555,9 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     &mut st.xn[t * h..(t + 1) * h],
                 )?;
             }
+            tap(probe, at, Stage::MlpNorm, start, n, &st.xn[..n * h]);
             quantize_bfp(&st.xn[..n * h], &mut st.blocks[..n * h / 8])?;
+            tap(probe, at, Stage::MlpBfp, start, n, &st.blocks[..n * h / 8]);
             be.linear(
                 MatId {
                     layer: l,
@@ -530,8 +580,12 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 ACT_FRAC as i32,
                 &mut st.up[..n * f],
             )?;
+            tap(probe, at, Stage::Gate, start, n, &st.gate[..n * f]);
+            tap(probe, at, Stage::Up, start, n, &st.up[..n * f]);
             swiglu(&st.gate[..n * f], &st.up[..n * f], &mut st.ffn_h[..n * f])?;
+            tap(probe, at, Stage::Swiglu, start, n, &st.ffn_h[..n * f]);
             quantize_bfp(&st.ffn_h[..n * f], &mut st.blocks[..n * f / 8])?;
+            tap(probe, at, Stage::DownBfp, start, n, &st.blocks[..n * f / 8]);
             be.linear(
                 MatId {
                     layer: l,
@@ -543,13 +597,16 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 ACT_FRAC as i32,
                 &mut st.proj[..n * h],
             )?;
+            tap(probe, at, Stage::Down, start, n, &st.proj[..n * h]);
             residual_add(&mut st.x[..n * h], &st.proj[..n * h])?;
+            tap(probe, at, Stage::XOut, start, n, &st.x[..n * h]);
         }
         // --- final norm and lm_head for the requested slots, 8 at a time
         let v = c.n_kept;
         let mut g0 = slots.start;
         while g0 < slots.end {
             let ns = (slots.end - g0).min(T);
+            let (fin, first) = (Site::Final, start + g0);
             for k in 0..ns {
                 let t = g0 + k;
                 rmsnorm(
@@ -560,18 +617,23 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                     &mut st.xn[k * h..(k + 1) * h],
                 )?;
             }
+            tap(probe, fin, Stage::FinalNorm, first, ns, &st.xn[..ns * h]);
             quantize_bfp(&st.xn[..ns * h], &mut st.blocks[..ns * h / 8])?;
+            let fb = &st.blocks[..ns * h / 8];
+            tap(probe, fin, Stage::FinalBfp, first, ns, fb);
             be.linear(
                 MatId {
                     layer: 0,
                     which: Which::Head,
                 },
                 &self.head,
-                &st.blocks[..ns * h / 8],
+                fb,
                 None,
                 ACT_FRAC as i32,
                 &mut st.logits[..ns * v],
             )?;
+            let logits = &st.logits[..ns * v];
+            tap(probe, Site::Head, Stage::Logits, first, ns, logits);
             st.logits_valid = ns;
             for k in 0..ns {
                 sink(g0 + k, &st.logits[k * v..(k + 1) * v]);
@@ -580,4 +642,24 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         }
         Ok(())
     }
+}
+
+/// Reports one stage of positions `start..start + tokens` to `probe` (nothing
+/// at all for [`NoProbe`]).
+#[inline(always)]
+fn tap<'a, P: Probe>(
+    probe: &mut P,
+    site: Site,
+    stage: Stage,
+    start: usize,
+    tokens: usize,
+    values: impl Into<Values<'a>>,
+) {
+    probe.stage(StageRef {
+        site,
+        stage,
+        start,
+        tokens,
+        values: values.into(),
+    });
 }

@@ -5,6 +5,9 @@
 //!   memory ([`state_bytes`], [`State::new`]), and [`Decoder`] runs prefill in
 //!   chunks of 8 tokens, incremental decode and accelerator-parity decode with
 //!   the kernels of `edgedecoding-kernels` only. No floating point at run time.
+//!   Every intermediate of a pass can be observed through a [`Probe`]
+//!   ([`Decoder::prefill_probed`]); normal runs use [`NoProbe`], which costs
+//!   nothing.
 //! * `alloc`: owned conveniences ([`StateMem`], [`owned::ModelBuf`],
 //!   [`owned::OwnedHead`]) and the `.edq` writer.
 //! * `std`: the fast SIMD backend ([`fast::Fast`]) and a simple threaded one
@@ -29,6 +32,7 @@ pub mod config;
 pub mod decoder;
 pub mod edq;
 mod error;
+pub mod probe;
 pub mod selftest;
 pub mod state;
 pub mod weights;
@@ -54,6 +58,7 @@ pub mod pool;
 pub use config::{Config, ConfigError};
 pub use decoder::{Backend, Decoder, Head, MatId, Serial, Which};
 pub use error::{ModelError, TensorName};
+pub use probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
 #[cfg(feature = "alloc")]
 pub use state::StateMem;
 pub use state::{state_bytes, state_bytes_chunked, State, CPU_CHUNK};

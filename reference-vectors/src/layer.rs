@@ -1,27 +1,14 @@
-//! One pass of the decoder over a chunk of up to 8 tokens with every
-//! intermediate kept (the values the hardware exposes between operators).
-//!
-//! This is a step-by-step copy of `edgedecoding_model::Decoder`'s pass (same
-//! kernels, same order, same formats: docs/SPEC.md §9.3), written out so each
-//! stage can be captured without touching the model crate. It is checked
-//! against the decoder every time a suite is written ([`check_against_decoder`]):
-//! the K/V cache rows of every layer and the logits of every token must be
-//! identical, or the suite is not written.
+//! Every intermediate of the decoder over a chunk of tokens (the values the
+//! hardware exposes between operators), collected from the decoder's stage
+//! probe ([`edgedecoding_model::probe`]) while the real
+//! `edgedecoding_model::Decoder` runs: nothing here computes a stage.
+
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use edgedecoding_kernels::argmax::argmax_i32;
-use edgedecoding_kernels::attention::{attention, AttnParams};
-use edgedecoding_kernels::bfp::{quantize_bfp, BfpBlock};
-use edgedecoding_kernels::embedding::embed_row;
-use edgedecoding_kernels::format::ApotWeights;
-use edgedecoding_kernels::linear::linear;
-use edgedecoding_kernels::residual::residual_add;
-use edgedecoding_kernels::rmsnorm::rmsnorm;
-use edgedecoding_kernels::rope::rope_apply;
-use edgedecoding_kernels::round::sat_i16;
-use edgedecoding_kernels::silu::swiglu;
-use edgedecoding_kernels::{ACT_FRAC, GROUP, TOKENS_PER_PASS};
-use edgedecoding_model::{Backend, Decoder, Model};
+use edgedecoding_kernels::bfp::BfpBlock;
+use edgedecoding_model::{Backend, Decoder, Probe, Site, Stage, StageRef, Values};
 
 /// Every intermediate of one decoder layer for `n` tokens, token-major.
 #[derive(Clone, Debug, Default)]
@@ -97,262 +84,255 @@ pub struct ChunkCapture {
     pub argmax: Vec<u32>,
 }
 
-/// K and V caches of every layer, `[layer][ctx * kv_dim]`, grouped-query
-/// layout `[position][kv_head][dim]`.
-#[derive(Clone, Debug)]
-pub struct KvCache {
-    /// K rows (after RoPE).
-    pub k: Vec<Vec<i16>>,
-    /// V rows.
-    pub v: Vec<Vec<i16>>,
-}
-
-impl KvCache {
-    /// An empty cache for a model.
-    pub fn new(m: &Model<'_>) -> Self {
-        let n = m.config.ctx * m.config.kv_dim();
-        Self {
-            k: vec![vec![0; n]; m.config.n_layers],
-            v: vec![vec![0; n]; m.config.n_layers],
-        }
-    }
-
-    /// A copy of a decoder's cache.
-    pub fn of_decoder<B: Backend>(d: &Decoder<'_, '_, B>) -> Self {
-        let l = d.model().config.n_layers;
-        Self {
-            k: (0..l).map(|i| d.state().k_cache(i).to_vec()).collect(),
-            v: (0..l).map(|i| d.state().v_cache(i).to_vec()).collect(),
-        }
-    }
-}
-
-fn bfp(x: &[i32]) -> Result<Vec<BfpBlock>> {
-    let mut b = vec![BfpBlock::default(); x.len() / GROUP];
-    quantize_bfp(x, &mut b)?;
-    Ok(b)
-}
-
-/// Runs `tokens` (at most 8, full ids) at positions `start..` through every
-/// layer, writing their K/V rows into `cache`, and the final norm and
-/// `head` for every token. `cos`/`sin` are the RoPE tables `[ctx][head_dim/2]`.
-pub fn run_chunk<H: ApotWeights + ?Sized>(
-    model: &Model<'_>,
-    head: &H,
-    cache: &mut KvCache,
-    cos: &[i16],
-    sin: &[i16],
-    tokens: &[u32],
-    start: usize,
-) -> Result<ChunkCapture> {
-    let c = model.config;
-    let n = tokens.len();
-    if n == 0 || n > TOKENS_PER_PASS || start + n > c.ctx {
-        bail!(
-            "chunk of {n} tokens at position {start} does not fit (8 tokens, {} positions)",
-            c.ctx
-        );
-    }
-    let (h, kvd, f, hd) = (c.hidden, c.kv_dim(), c.ffn, c.head_dim);
-    let half = hd / 2;
-    let eps = model.globals.eps_q40;
-    let mut cap = ChunkCapture {
-        start,
-        tokens: tokens.to_vec(),
-        ..Default::default()
-    };
-    let mut x = vec![0i32; n * h];
-    for (t, &tok) in tokens.iter().enumerate() {
-        let row = model.row_of_token(tok)?;
-        cap.rows.push(row as u32);
-        embed_row(
-            &model.emb[row * h..(row + 1) * h],
-            model.globals.emb_exp,
-            &mut x[t * h..(t + 1) * h],
-        )?;
-    }
-    cap.x_embed = x.clone();
-    for l in 0..c.n_layers {
-        let lw = model.layer(l)?;
-        let fm = lw.fmt;
-        let mut lc = LayerCapture {
-            x_in: x.clone(),
-            k_cache_in: cache.k[l][..start * kvd].to_vec(),
-            v_cache_in: cache.v[l][..start * kvd].to_vec(),
-            ..Default::default()
+impl ChunkCapture {
+    /// Feeds `tokens` (full ids) to `dec` at its current position with
+    /// [`Decoder::prefill_probed`] and keeps every stage the decoder reports,
+    /// plus the K/V cache rows it found (positions `0..start`). However the
+    /// decoder chunks the tokens, the capture holds every stage for every token.
+    pub fn run<B: Backend>(dec: &mut Decoder<'_, '_, B>, tokens: &[u32]) -> Result<Self> {
+        let start = dec.pos();
+        let kvd = dec.model().config.kv_dim();
+        let layers = (0..dec.model().config.n_layers)
+            .map(|l| LayerCapture {
+                k_cache_in: dec.state().k_cache(l)[..start * kvd].to_vec(),
+                v_cache_in: dec.state().v_cache(l)[..start * kvd].to_vec(),
+                ..Default::default()
+            })
+            .collect();
+        let mut col = Collector {
+            cap: ChunkCapture {
+                start,
+                tokens: tokens.to_vec(),
+                layers,
+                ..Default::default()
+            },
+            covered: BTreeMap::new(),
+            error: None,
         };
-        // attention block: norm, quantize, q/k/v, RoPE, cache, attention, o, residual
-        let mut xn = vec![0i32; n * h];
-        for t in 0..n {
-            rmsnorm(
-                &x[t * h..(t + 1) * h],
-                lw.attn_norm,
-                fm.attn_norm_frac,
-                eps,
-                &mut xn[t * h..(t + 1) * h],
-            )?;
+        let next = dec.prefill_probed(tokens, &mut col)?;
+        if let Some(e) = col.error {
+            bail!("stage probe of the chunk at position {start}: {e}");
         }
-        let xb = bfp(&xn)?;
-        let mut q = vec![0i32; n * h];
-        let mut k = vec![0i32; n * kvd];
-        let mut v = vec![0i32; n * kvd];
-        linear(&lw.q, &xb, Some(lw.q_bias), fm.q_frac as i32, &mut q)?;
-        linear(&lw.k, &xb, Some(lw.k_bias), fm.k_frac as i32, &mut k)?;
-        linear(&lw.v, &xb, Some(lw.v_bias), fm.v_frac as i32, &mut v)?;
-        let mut k_row: Vec<i16> = k.iter().map(|&s| sat_i16(s as i64)).collect();
-        let v_row: Vec<i16> = v.iter().map(|&s| sat_i16(s as i64)).collect();
-        for t in 0..n {
-            let p = start + t;
-            rope_apply(
-                &mut k_row[t * kvd..(t + 1) * kvd],
-                hd,
-                &cos[p * half..(p + 1) * half],
-                &sin[p * half..(p + 1) * half],
-            )?;
-            cache.k[l][p * kvd..(p + 1) * kvd].copy_from_slice(&k_row[t * kvd..(t + 1) * kvd]);
-            cache.v[l][p * kvd..(p + 1) * kvd].copy_from_slice(&v_row[t * kvd..(t + 1) * kvd]);
+        col.require_all(tokens.len())?;
+        let mut cap = col.cap;
+        // the greedy choice of every token, by the decoder's rule (SPEC §10)
+        let v = dec.model().config.n_kept;
+        cap.argmax = cap
+            .logits
+            .chunks_exact(v)
+            .map(|lg| argmax_i32(lg).unwrap_or(0) as u32)
+            .collect();
+        let last = cap.argmax.last().map_or(0, |&r| r as usize);
+        if dec.model().token_of_row(last) != next {
+            bail!("captured logits of the chunk at position {start} disagree with the decoder's next token");
         }
-        let params = AttnParams {
-            n_heads: c.n_heads,
-            n_kv_heads: c.n_kv_heads,
-            head_dim: hd,
-            q_frac: fm.q_frac,
-            k_frac: fm.k_frac,
-            v_frac: fm.v_frac,
-            out_frac: ACT_FRAC,
-        };
-        let mut q_rot: Vec<i16> = q.iter().map(|&s| sat_i16(s as i64)).collect();
-        let mut att = vec![0i32; n * h];
-        let mut scores = vec![0i64; c.ctx];
-        let mut probs = vec![0u16; c.ctx];
-        for t in 0..n {
-            let p = start + t;
-            let qt = &mut q_rot[t * h..(t + 1) * h];
-            rope_apply(
-                qt,
-                hd,
-                &cos[p * half..(p + 1) * half],
-                &sin[p * half..(p + 1) * half],
-            )?;
-            attention(
-                &params,
-                qt,
-                &cache.k[l],
-                &cache.v[l],
-                p + 1,
-                &mut scores,
-                &mut probs,
-                &mut att[t * h..(t + 1) * h],
-            )?;
-        }
-        let ob = bfp(&att)?;
-        let mut o_proj = vec![0i32; n * h];
-        linear(&lw.o, &ob, None, ACT_FRAC as i32, &mut o_proj)?;
-        residual_add(&mut x, &o_proj)?;
-        lc.x_attn = x.clone();
-        // MLP block: norm, quantize, gate/up, SwiGLU, quantize, down, residual
-        let mut xn2 = vec![0i32; n * h];
-        for t in 0..n {
-            rmsnorm(
-                &x[t * h..(t + 1) * h],
-                lw.ffn_norm,
-                fm.ffn_norm_frac,
-                eps,
-                &mut xn2[t * h..(t + 1) * h],
-            )?;
-        }
-        let mb = bfp(&xn2)?;
-        let mut gate = vec![0i32; n * f];
-        let mut up = vec![0i32; n * f];
-        linear(&lw.gate, &mb, None, ACT_FRAC as i32, &mut gate)?;
-        linear(&lw.up, &mb, None, ACT_FRAC as i32, &mut up)?;
-        let mut sw = vec![0i32; n * f];
-        swiglu(&gate, &up, &mut sw)?;
-        let db = bfp(&sw)?;
-        let mut down = vec![0i32; n * h];
-        linear(&lw.down, &db, None, ACT_FRAC as i32, &mut down)?;
-        residual_add(&mut x, &down)?;
-        lc.attn_norm = xn;
-        lc.attn_bfp = xb;
-        lc.q = q;
-        lc.k = k;
-        lc.v = v;
-        lc.q_rot = q_rot;
-        lc.k_row = k_row;
-        lc.v_row = v_row;
-        lc.attn = att;
-        lc.o_bfp = ob;
-        lc.o_proj = o_proj;
-        lc.mlp_norm = xn2;
-        lc.mlp_bfp = mb;
-        lc.gate = gate;
-        lc.up = up;
-        lc.swiglu = sw;
-        lc.down_bfp = db;
-        lc.down = down;
-        lc.x_out = x.clone();
-        cap.layers.push(lc);
+        Ok(cap)
     }
-    let mut xf = vec![0i32; n * h];
-    for t in 0..n {
-        rmsnorm(
-            &x[t * h..(t + 1) * h],
-            model.final_norm,
-            model.globals.final_norm_frac,
-            eps,
-            &mut xf[t * h..(t + 1) * h],
-        )?;
-    }
-    let fb = bfp(&xf)?;
-    let v = c.n_kept;
-    let mut logits = vec![0i32; n * v];
-    linear(head, &fb, None, ACT_FRAC as i32, &mut logits)?;
-    cap.argmax = (0..n)
-        .map(|t| argmax_i32(&logits[t * v..(t + 1) * v]).unwrap_or(0) as u32)
-        .collect();
-    cap.final_norm = xf;
-    cap.final_bfp = fb;
-    cap.logits = logits;
-    Ok(cap)
 }
 
-/// Runs the same chunk through `dec` (whose state must be the one `capture`
-/// started from) and requires identical logits for every token and identical
-/// K/V rows in every layer.
-pub fn check_against_decoder<B: Backend>(
-    dec: &mut Decoder<'_, '_, B>,
-    capture: &ChunkCapture,
-) -> Result<()> {
-    let c = dec.model().config;
-    if dec.pos() != capture.start {
-        bail!(
-            "decoder at position {}, capture starts at {}",
-            dec.pos(),
-            capture.start
-        );
+/// The probe: appends every reported stage to its field of the capture.
+struct Collector {
+    cap: ChunkCapture,
+    /// Tokens received per (site, stage).
+    covered: BTreeMap<(Site, Stage), usize>,
+    /// The first inconsistency (a probe cannot return an error).
+    error: Option<String>,
+}
+
+/// A field of the capture, typed.
+enum Field<'c> {
+    I32(&'c mut Vec<i32>),
+    I16(&'c mut Vec<i16>),
+    Bfp(&'c mut Vec<BfpBlock>),
+    U32(&'c mut Vec<u32>),
+}
+
+impl ChunkCapture {
+    /// The field a stage is kept in (`None`: not kept).
+    fn field(&mut self, site: Site, stage: Stage) -> Option<Field<'_>> {
+        use Field::*;
+        Some(match (site, stage) {
+            (Site::Embedding, Stage::Rows) => U32(&mut self.rows),
+            (Site::Embedding, Stage::XEmbed) => I32(&mut self.x_embed),
+            (Site::Final, Stage::FinalNorm) => I32(&mut self.final_norm),
+            (Site::Final, Stage::FinalBfp) => Bfp(&mut self.final_bfp),
+            (Site::Head, Stage::Logits) => I32(&mut self.logits),
+            (Site::Layer(l), stage) => {
+                let c = self.layers.get_mut(l)?;
+                match stage {
+                    Stage::XIn => I32(&mut c.x_in),
+                    Stage::AttnNorm => I32(&mut c.attn_norm),
+                    Stage::AttnBfp => Bfp(&mut c.attn_bfp),
+                    Stage::Q => I32(&mut c.q),
+                    Stage::K => I32(&mut c.k),
+                    Stage::V => I32(&mut c.v),
+                    Stage::KRow => I16(&mut c.k_row),
+                    Stage::VRow => I16(&mut c.v_row),
+                    Stage::QRot => I16(&mut c.q_rot),
+                    Stage::Attn => I32(&mut c.attn),
+                    Stage::OBfp => Bfp(&mut c.o_bfp),
+                    Stage::OProj => I32(&mut c.o_proj),
+                    Stage::XAttn => I32(&mut c.x_attn),
+                    Stage::MlpNorm => I32(&mut c.mlp_norm),
+                    Stage::MlpBfp => Bfp(&mut c.mlp_bfp),
+                    Stage::Gate => I32(&mut c.gate),
+                    Stage::Up => I32(&mut c.up),
+                    Stage::Swiglu => I32(&mut c.swiglu),
+                    Stage::DownBfp => Bfp(&mut c.down_bfp),
+                    Stage::Down => I32(&mut c.down),
+                    Stage::XOut => I32(&mut c.x_out),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        })
     }
-    let v = c.n_kept;
-    let mut logits = vec![0i32; capture.tokens.len() * v];
-    dec.prefill_all(&capture.tokens, &mut |i, lg| {
-        logits[i * v..(i + 1) * v].copy_from_slice(lg)
-    })?;
-    if logits != capture.logits {
-        bail!(
-            "layer capture disagrees with the decoder: logits of the chunk at position {} differ",
-            capture.start
-        );
+}
+
+/// Appends `src` (positions `s.start..`) to `dst`, which must hold exactly the
+/// positions `start..s.start` so far.
+fn append<T: Copy>(dst: &mut Vec<T>, src: &[T], s: &StageRef<'_>, start: usize) -> bool {
+    let width = src.len() / s.tokens.max(1);
+    let ok = s.tokens > 0
+        && src.len() == s.tokens * width
+        && s.start >= start
+        && dst.len() == (s.start - start) * width;
+    if ok {
+        dst.extend_from_slice(src);
     }
-    let kvd = c.kv_dim();
-    let (a, b) = (
-        capture.start * kvd,
-        (capture.start + capture.tokens.len()) * kvd,
-    );
-    for (l, lc) in capture.layers.iter().enumerate() {
-        if dec.state().k_cache(l)[a..b] != lc.k_row[..]
-            || dec.state().v_cache(l)[a..b] != lc.v_row[..]
-        {
-            bail!("layer capture disagrees with the decoder: K/V rows of layer {l} differ");
+    ok
+}
+
+impl Collector {
+    fn put(&mut self, s: &StageRef<'_>) -> Result<(), String> {
+        let start = self.cap.start;
+        let what = || format!("{:?} {}", s.site, s.stage.name());
+        let ok = match (self.cap.field(s.site, s.stage), s.values) {
+            (None, _) => return Err(format!("unexpected stage {}", what())),
+            (Some(Field::I32(d)), Values::I32(v)) => append(d, v, s, start),
+            (Some(Field::I16(d)), Values::I16(v)) => append(d, v, s, start),
+            (Some(Field::Bfp(d)), Values::Bfp(v)) => append(d, v, s, start),
+            (Some(Field::U32(d)), Values::U32(v)) => append(d, v, s, start),
+            _ => return Err(format!("{}: unexpected value type", what())),
+        };
+        if !ok {
+            return Err(format!(
+                "{}: {} tokens at position {} do not continue the positions from {start}",
+                what(),
+                s.tokens,
+                s.start
+            ));
+        }
+        *self.covered.entry((s.site, s.stage)).or_default() += s.tokens;
+        Ok(())
+    }
+
+    /// Every kept stage was reported for all `n` tokens.
+    fn require_all(&mut self, n: usize) -> Result<()> {
+        let mut sites = vec![Site::Embedding, Site::Final, Site::Head];
+        sites.extend((0..self.cap.layers.len()).map(Site::Layer));
+        for site in sites {
+            for stage in Stage::ALL {
+                if self.cap.field(site, stage).is_some() {
+                    let got = self.covered.get(&(site, stage)).copied().unwrap_or(0);
+                    if got != n {
+                        bail!(
+                            "stage probe: {site:?} {} reported for {got} of {n} tokens",
+                            stage.name()
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Probe for Collector {
+    fn stage(&mut self, s: StageRef<'_>) {
+        if self.error.is_none() {
+            if let Err(e) = self.put(&s) {
+                self.error = Some(e);
+            }
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgedecoding_model::selftest::tiny_edq;
+    use edgedecoding_model::{Head, Model, Serial, State, StateMem};
+
+    fn with_decoder(f: impl FnOnce(&mut Decoder<'_, '_, Serial>)) {
+        let m = Model::from_bytes(tiny_edq()).unwrap();
+        let mut mem = StateMem::new(&m.config);
+        let st = State::new(&m.config, mem.bytes()).unwrap();
+        let mut d = Decoder::new(m, Head::derived(&m).unwrap(), st, Serial).unwrap();
+        f(&mut d)
+    }
+
+    /// Per-token stages do not depend on how the positions were chunked: one
+    /// capture of 11 tokens from position 3 (decoder chunks 3..8, 8..14) equals
+    /// two captures of 2 and 9 tokens, joined.
+    #[test]
+    fn capture_is_independent_of_chunking() {
+        let toks = [5u32, 200, 17, 3, 99, 255, 0, 42, 42, 7, 120];
+        let mut whole = ChunkCapture::default();
+        with_decoder(|d| {
+            d.prefill(&[1, 2, 3]).unwrap();
+            whole = ChunkCapture::run(d, &toks).unwrap();
+        });
+        with_decoder(|d| {
+            d.prefill(&[1, 2, 3]).unwrap();
+            let a = ChunkCapture::run(d, &toks[..2]).unwrap();
+            let b = ChunkCapture::run(d, &toks[2..]).unwrap();
+            assert_eq!((a.start, b.start), (3, 5));
+            let join = |x: &[i32], y: &[i32]| [x, y].concat();
+            assert_eq!(whole.logits, join(&a.logits, &b.logits));
+            assert_eq!(whole.argmax, [a.argmax.clone(), b.argmax.clone()].concat());
+            assert_eq!(whole.x_embed, join(&a.x_embed, &b.x_embed));
+            for (l, w) in whole.layers.iter().enumerate() {
+                let (la, lb) = (&a.layers[l], &b.layers[l]);
+                assert_eq!(w.x_out, join(&la.x_out, &lb.x_out), "layer {l}");
+                assert_eq!(w.attn, join(&la.attn, &lb.attn), "layer {l}");
+                assert_eq!(w.q_rot, [la.q_rot.clone(), lb.q_rot.clone()].concat());
+                assert_eq!(
+                    w.down_bfp,
+                    [la.down_bfp.clone(), lb.down_bfp.clone()].concat()
+                );
+                // the second capture found the first one's K rows in the cache
+                assert_eq!(lb.k_cache_in[w.k_cache_in.len()..], la.k_row[..]);
+            }
+        });
+    }
+
+    /// Reports that do not continue the positions, or carry the wrong type,
+    /// are refused.
+    #[test]
+    fn collector_refuses_inconsistent_reports() {
+        let mut col = Collector {
+            cap: ChunkCapture {
+                start: 8,
+                layers: vec![LayerCapture::default()],
+                ..Default::default()
+            },
+            covered: BTreeMap::new(),
+            error: None,
+        };
+        let at = |start, stage, values| StageRef {
+            site: Site::Layer(0),
+            stage,
+            start,
+            tokens: 1,
+            values,
+        };
+        assert!(col.put(&at(8, Stage::XIn, Values::I32(&[1, 2]))).is_ok());
+        assert!(col.put(&at(9, Stage::XIn, Values::I32(&[3, 4]))).is_ok());
+        assert!(col.put(&at(11, Stage::XIn, Values::I32(&[5, 6]))).is_err());
+        assert!(col.put(&at(10, Stage::XIn, Values::I16(&[5, 6]))).is_err());
+        assert!(col.put(&at(8, Stage::Logits, Values::I32(&[1]))).is_err());
+        assert_eq!(col.cap.layers[0].x_in, [1, 2, 3, 4]);
+        assert!(col.require_all(2).is_err()); // the other stages are missing
+    }
 }

@@ -1,19 +1,22 @@
 //! `edgedecoding vectors`: writes the whole suite (docs/VECTORS.md §3–§4).
 
+use std::cell::Cell;
+
 use anyhow::{bail, Context, Result};
+use edgedecoding_kernels::attention::AttnParams;
 use edgedecoding_kernels::bfp::BfpBlock;
-use edgedecoding_kernels::lm_head::DerivedHead;
+use edgedecoding_kernels::format::ApotWeights;
 use edgedecoding_kernels::rope::build_rope_table;
 use edgedecoding_kernels::tables::{EXP2_NEG_Q15, SIGMOID_Q15};
-use edgedecoding_kernels::TOKENS_PER_PASS;
+use edgedecoding_kernels::{KernelError, TOKENS_PER_PASS};
 use edgedecoding_model::edq::{n_global, PER_LAYER};
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::owned::OwnedHead;
 use edgedecoding_model::parallel::Threaded;
-use edgedecoding_model::{Decoder, Head, Model, State, StateMem};
+use edgedecoding_model::{Backend, Decoder, Head, MatId, Model, State, StateMem};
 use serde_json::{json, Map};
 
-use crate::layer::{check_against_decoder, run_chunk, ChunkCapture, KvCache};
+use crate::layer::ChunkCapture;
 use crate::ops::OPERATORS;
 use crate::rng::Gen;
 use crate::suite::{Case, Suite, Summary};
@@ -181,64 +184,47 @@ fn model_section(
         );
     }
     weights(suite, model)?;
-    let half = c.head_dim / 2;
-    let mut cos = vec![0i16; c.ctx * half];
-    let mut sin = vec![0i16; c.ctx * half];
-    build_rope_table(c.rope_theta, c.head_dim, c.ctx, &mut cos, &mut sin)?;
-    let head = DerivedHead::new(model.emb, c.hidden, model.globals.emb_exp, None)?;
+    // Every captured value comes from the decoder through its stage probe,
+    // run on the reference kernels (threaded over rows: the same values) with
+    // the lm_head derived on the fly. The SIMD backend with a packed head runs
+    // the same tokens on a second decoder and must agree.
+    let reference = Threaded::new(o.threads);
     let owned = OwnedHead::derive(model)?;
-    let be = Threaded::new(o.threads);
+    let packed = Head::Packed(owned.matrix());
+    let fast = Fast::new(model, o.threads)?;
     let mut g = Gen::new(o.seed, "model/prompt");
     let prompt = tokens(model, &mut g, PROMPT_LEN);
 
-    // --- decoder A: prefill of the prompt, per chunk, and the first chunk's layers
+    // --- decoder A: prefill of the prompt chunk by chunk, every stage captured
     let mut mem = StateMem::new(&c);
     let mut dec = Decoder::new(
         *model,
-        Head::Packed(owned.matrix()),
+        Head::derived(model)?,
         State::new(&c, mem.bytes())?,
-        be,
+        reference,
     )?;
-    let mut cache = KvCache::new(model);
-    let first = run_chunk(
-        model,
-        &head,
-        &mut cache,
-        &cos,
-        &sin,
-        &prompt[..TOKENS_PER_PASS],
-        0,
-    )?;
-    check_against_decoder(&mut dec, &first)?; // dec now at position 8
-    write_chunk(suite, model, &first, "chunk0", None)?;
-    let mut chunks = vec![first];
-    let mut p = TOKENS_PER_PASS;
+    let mut chunks = vec![];
+    let mut p = 0;
     while p < PROMPT_LEN {
         let n = (PROMPT_LEN - p).min(TOKENS_PER_PASS);
-        let cap = run_chunk(model, &head, &mut cache, &cos, &sin, &prompt[p..p + n], p)?;
-        check_against_decoder(&mut dec, &cap)?;
-        chunks.push(cap);
+        chunks.push(ChunkCapture::run(&mut dec, &prompt[p..p + n])?);
         p += n;
     }
+    write_chunk(suite, model, &chunks[0], "chunk0", None)?;
     for (i, ch) in chunks.iter().enumerate() {
         prefill_case(suite, model, ch, &format!("chunk{i}"), None)?;
     }
     // --- decode steps, accelerator parity (re-run the chunk of 8), checked
-    // against incremental decode on a second decoder
+    // against incremental decode on a second decoder (SIMD backend)
     let mut mem2 = StateMem::new(&c);
-    let mut inc = Decoder::new(
-        *model,
-        Head::Packed(owned.matrix()),
-        State::new(&c, mem2.bytes())?,
-        be,
-    )?;
+    let mut inc = Decoder::new(*model, packed, State::new(&c, mem2.bytes())?, &fast)?;
     let mut next_inc = inc.prefill(&prompt)?;
     let mut next = model.token_of_row(
         chunks
             .last()
             .map_or(0, |ch| *ch.argmax.last().unwrap_or(&0)) as usize,
     );
-    if next != next_inc {
+    if next != next_inc || dec.logits() != inc.logits() {
         bail!("prefill disagrees between two decoders");
     }
     let mut seq = prompt.clone();
@@ -293,16 +279,23 @@ fn model_section(
         let start = c.ctx - TOKENS_PER_PASS;
         let mut g = Gen::new(o.seed, "model/long");
         let long = tokens(model, &mut g, c.ctx);
-        // the history is long: the SIMD backend fills it (bit-identical to the
-        // scalar kernels, and checked again right below on the last chunk)
-        let hp = Head::Packed(owned.matrix());
-        let fast = Fast::new(model, o.threads)?;
+        // the history is long: the SIMD backend fills it, the reference runs
+        // the captured chunk
+        let be = HistoryThenReference {
+            history: &fast,
+            reference,
+            captured: Cell::new(false),
+        };
         let mut mem3 = StateMem::new(&c);
-        let mut dl = Decoder::new(*model, hp, State::new(&c, mem3.bytes())?, fast)?;
+        let mut dl = Decoder::new(
+            *model,
+            Head::derived(model)?,
+            State::new(&c, mem3.bytes())?,
+            &be,
+        )?;
         dl.prefill(&long[..start])?;
-        let mut cache = KvCache::of_decoder(&dl);
-        let cap = run_chunk(model, &head, &mut cache, &cos, &sin, &long[start..], start)?;
-        check_against_decoder(&mut dl, &cap)?;
+        be.captured.set(true);
+        let cap = ChunkCapture::run(&mut dl, &long[start..])?;
         write_chunk(suite, model, &cap, "last", Some(&long[..start]))?;
         prefill_case(suite, model, &cap, "last", Some("model/layers/last"))?;
         last_start = json!(start);
@@ -313,6 +306,52 @@ fn model_section(
         "last_chunk_start": last_start,
         "checked_against_decoder": true,
     }))
+}
+
+/// The SIMD backend until `captured` is set, then the reference kernels: a
+/// long history is filled fast, the captured chunk runs on the reference.
+struct HistoryThenReference<'f> {
+    history: &'f Fast<'f>,
+    reference: Threaded,
+    captured: Cell<bool>,
+}
+
+impl Backend for HistoryThenReference<'_> {
+    fn linear<W: ApotWeights + Sync + ?Sized>(
+        &self,
+        id: MatId,
+        w: &W,
+        x: &[BfpBlock],
+        bias: Option<&[i32]>,
+        out_frac: i32,
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        if self.captured.get() {
+            self.reference.linear(id, w, x, bias, out_frac, out)
+        } else {
+            self.history.linear(id, w, x, bias, out_frac, out)
+        }
+    }
+
+    fn attention(
+        &self,
+        p: &AttnParams,
+        q: &[i16],
+        k_cache: &[i16],
+        v_cache: &[i16],
+        len: usize,
+        scores: &mut [i64],
+        probs: &mut [u16],
+        out: &mut [i32],
+    ) -> Result<(), KernelError> {
+        if self.captured.get() {
+            self.reference
+                .attention(p, q, k_cache, v_cache, len, scores, probs, out)
+        } else {
+            self.history
+                .attention(p, q, k_cache, v_cache, len, scores, probs, out)
+        }
+    }
 }
 
 fn prefill_case(
