@@ -81,6 +81,11 @@ unsafe fn widen_add(v: __m512i, s: u32, lo: &mut __m512i, hi: &mut __m512i) {
     *hi = _mm512_add_epi64(*hi, b);
 }
 
+/// Software prefetch distance in the record stream (measured on the 2-vCPU
+/// Xeon: the hardware prefetcher alone left decode at ~60 % of the read
+/// bandwidth).
+const PREFETCH: usize = 8 * RECORD;
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn panel_impl<const NT: usize>(
     recs: &[u8],
@@ -96,6 +101,12 @@ unsafe fn panel_impl<const NT: usize>(
     let one16 = _mm512_set1_epi16(1);
     for (j, &f) in flags.iter().enumerate() {
         let r = recs.as_ptr().add(j * RECORD);
+        // the weights are streamed once per token block: ask for the records
+        // PREFETCH bytes ahead (a hint; addresses past the end are not read)
+        let ahead = r.wrapping_add(PREFETCH) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
         let ca = codes(r, 0);
         let cb = codes(r, 1);
         // i16 lanes 2l, 2l+1: scale of groups a, b for row l, in [2, 256]
