@@ -107,7 +107,7 @@ impl<'m> Fast<'m> {
     /// The backend for `model` on `threads` threads: its stored SIMD section
     /// when the file has one, else one built now ([`simd_section`]). The ISA
     /// is the best the CPU supports, or the one named by the environment
-    /// variable `EDGEDECODING_ISA` (`scalar`, `avx512vnni`; an unknown or
+    /// variable `EDGEDECODING_ISA` (`scalar`, `avx2`, `avx2vnni`, `avx512vnni`; an unknown or
     /// unsupported name is an error).
     pub fn new(model: &Model<'m>, threads: usize) -> Result<Self, ModelError> {
         Self::with_progress(model, threads, &mut |_, _| {})
@@ -194,7 +194,7 @@ pub fn isa_from_env() -> Result<Isa, ModelError> {
                 "EDGEDECODING_ISA names an instruction set this CPU lacks",
             )),
             None => Err(ModelError::Unsupported(
-                "EDGEDECODING_ISA must be `scalar` or `avx512vnni`",
+                "EDGEDECODING_ISA must be `scalar`, `avx2`, `avx2vnni` or `avx512vnni`",
             )),
         },
         _ => Ok(Isa::detect()),

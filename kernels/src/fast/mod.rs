@@ -24,6 +24,8 @@ use crate::round::{sat_i32, shift_round_sat};
 use crate::KernelError;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod layout;
 pub mod plan;
@@ -39,33 +41,53 @@ pub use plan::{plan_len, prepare, prepared_len, PairAct, Prepared, TOKEN_BLOCK};
 pub enum Isa {
     /// Portable scalar code (every CPU).
     Scalar,
+    /// AVX2 (x86_64 without AVX-512): `vpmaddubsw`/`vpmaddwd` dot products.
+    Avx2,
+    /// AVX2 with AVX-VNNI (256-bit `vpdpbusd`/`vpdpwssd`).
+    Avx2Vnni,
     /// AVX-512 F + BW + VNNI (x86_64).
     Avx512Vnni,
 }
 
-// AVX-512 F and BW, including the OS's support for the zmm state (XGETBV),
-// come from `cpufeatures`; it has no VNNI flag, read from CPUID leaf 7 below.
+// AVX2 and AVX-512 F/BW, including the OS's support for the ymm/zmm state
+// (XGETBV), come from `cpufeatures`; it has no VNNI flags, read from CPUID
+// leaf 7 below.
+#[cfg(target_arch = "x86_64")]
+cpufeatures::new!(avx2_cpu, "avx2");
 #[cfg(target_arch = "x86_64")]
 cpufeatures::new!(avx512bw_cpu, "avx512f", "avx512bw");
 
 #[cfg(target_arch = "x86_64")]
-fn has_vnni() -> bool {
-    // CPUID leaf 7, sub-leaf 0, ECX bit 11: AVX512_VNNI.
+fn cpuid7(sub: u32) -> Option<core::arch::x86_64::CpuidResult> {
     let max_leaf = core::arch::x86_64::__cpuid(0).eax;
-    max_leaf >= 7 && (core::arch::x86_64::__cpuid_count(7, 0).ecx >> 11) & 1 == 1
+    (max_leaf >= 7).then(|| core::arch::x86_64::__cpuid_count(7, sub))
+}
+
+/// CPUID leaf 7, sub-leaf 0, ECX bit 11: AVX512_VNNI.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_vnni() -> bool {
+    cpuid7(0).is_some_and(|r| (r.ecx >> 11) & 1 == 1)
+}
+
+/// CPUID leaf 7, sub-leaf 1, EAX bit 4: AVX-VNNI (VEX-encoded).
+#[cfg(target_arch = "x86_64")]
+fn has_avx_vnni() -> bool {
+    cpuid7(1).is_some_and(|r| (r.eax >> 4) & 1 == 1)
 }
 
 /// Bit `i` set: `Isa::ALL[i]` is supported; bit 7: detection done.
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 
 impl Isa {
-    /// Every implementation, portable first.
-    pub const ALL: [Isa; 2] = [Isa::Scalar, Isa::Avx512Vnni];
+    /// Every implementation, portable first, best last.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx2Vnni, Isa::Avx512Vnni];
 
     /// Its name as the `--isa` option and `EDGEDECODING_ISA` spell it.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx2Vnni => "avx2vnni",
             Isa::Avx512Vnni => "avx512vnni",
         }
     }
@@ -83,8 +105,16 @@ impl Isa {
         #[allow(unused_mut)]
         let mut m = 0x80 | 1;
         #[cfg(target_arch = "x86_64")]
-        if avx512bw_cpu::get() && has_vnni() {
-            m |= 2;
+        {
+            if avx2_cpu::get() {
+                m |= 2;
+                if has_avx_vnni() {
+                    m |= 4;
+                }
+            }
+            if avx512bw_cpu::get() && has_avx512_vnni() {
+                m |= 8;
+            }
         }
         DETECTED.store(m, Ordering::Relaxed);
         m
@@ -161,13 +191,15 @@ pub fn linear_fast(
         for b in 0..tokens.div_ceil(TOKEN_BLOCK) {
             let (acts, flags, nt) = x.block(b);
             let mut acc = [[0i64; PANEL]; TOKEN_BLOCK];
+            #[cfg(target_arch = "x86_64")]
             let done = match isa {
                 Isa::Scalar => false,
-                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => avx2::panel(false, recs, acts, flags, nt, &mut acc),
+                Isa::Avx2Vnni => avx2::panel(true, recs, acts, flags, nt, &mut acc),
                 Isa::Avx512Vnni => avx512::panel(recs, acts, flags, nt, &mut acc),
-                #[cfg(not(target_arch = "x86_64"))]
-                Isa::Avx512Vnni => false,
             };
+            #[cfg(not(target_arch = "x86_64"))]
+            let done = false;
             if !done {
                 scalar::panel(recs, acts, flags, nt, &mut acc);
             }

@@ -29,7 +29,20 @@ fn detection_agrees_with_std() {
         && std::is_x86_feature_detected!("avx512bw")
         && std::is_x86_feature_detected!("avx512vnni");
     assert_eq!(Isa::Avx512Vnni.supported(), avx512);
+    let avx2 = std::is_x86_feature_detected!("avx2");
+    assert_eq!(Isa::Avx2.supported(), avx2);
+    assert_eq!(
+        Isa::Avx2Vnni.supported(),
+        avx2 && std::is_x86_feature_detected!("avxvnni")
+    );
     assert!(Isa::Scalar.supported());
+    std::println!(
+        "backends this CPU runs (all tested): {:?}",
+        Isa::ALL
+            .iter()
+            .filter(|i| i.supported())
+            .collect::<Vec<_>>()
+    );
     if avx512 {
         assert_eq!(Isa::detect(), Isa::Avx512Vnni);
     }
