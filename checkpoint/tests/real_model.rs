@@ -34,8 +34,14 @@ fn real_path() -> Option<PathBuf> {
     let exp = fixture_json("real_q4km_expected.json");
     match std::fs::metadata(&p) {
         Err(_) => {
+            // CI sets EDGEDECODING_REQUIRE_REAL=1 once it has fetched the model
+            assert!(
+                std::env::var_os("EDGEDECODING_REQUIRE_REAL").is_none(),
+                "real model {} is required but absent",
+                p.display()
+            );
             eprintln!(
-                "SKIPPED: real model {} is absent (fetch it with shared/tools/fetch-real-model.sh)",
+                "SKIPPED: real model {} is absent (fetch it with scripts/fetch-model.sh)",
                 p.display()
             );
             None

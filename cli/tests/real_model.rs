@@ -1,5 +1,5 @@
 //! End to end on the real checkpoint when it is present (the CI script fetches
-//! it with `../shared/tools/fetch-real-model.sh` when it can): convert the GGUF
+//! it with `scripts/fetch-model.sh` and then requires it): convert the GGUF
 //! to `.edq` with the accelerator's pruned vocabulary, then greedy-decode 16
 //! tokens after "The capital of France is" and expect "Paris".
 //! Skips, with a printed reason, when the file is absent.
@@ -15,13 +15,22 @@ fn real_gguf() -> Option<PathBuf> {
                 PathBuf::from(h).join(".cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
             })
         })?;
-    p.exists().then_some(p)
+    if !p.exists() {
+        // CI sets EDGEDECODING_REQUIRE_REAL=1 once it has fetched the model
+        assert!(
+            std::env::var_os("EDGEDECODING_REQUIRE_REAL").is_none(),
+            "real GGUF {} is required but absent",
+            p.display()
+        );
+        return None;
+    }
+    Some(p)
 }
 
 #[test]
 fn real_model_knows_the_capital_of_france() {
     let Some(gguf) = real_gguf() else {
-        println!("SKIPPED: real GGUF not found (run ../shared/tools/fetch-real-model.sh or set EDGEDECODING_REAL_GGUF)");
+        println!("SKIPPED: real GGUF not found (run scripts/fetch-model.sh or set EDGEDECODING_REAL_GGUF)");
         return;
     };
     let exe = env!("CARGO_BIN_EXE_edgedecoding");

@@ -18,7 +18,7 @@ fn main() {
     let gguf = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("EDGEDECODING_GGUF").map(PathBuf::from))
+        .or_else(|| std::env::var_os("EDGEDECODING_REAL_GGUF").map(PathBuf::from))
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
                 .join(".cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")

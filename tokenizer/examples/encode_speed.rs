@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p edgedecoding-tokenizer --example encode_speed -- TEXT_FILE [GGUF]
 //! ```
-//! GGUF defaults to `$EDGEDECODING_GGUF`, then
+//! GGUF defaults to `$EDGEDECODING_REAL_GGUF`, then
 //! ~/.cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf.
 
 #[allow(dead_code)]
@@ -24,7 +24,7 @@ fn main() {
     let gguf = args
         .next()
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("EDGEDECODING_GGUF").map(PathBuf::from))
+        .or_else(|| std::env::var_os("EDGEDECODING_REAL_GGUF").map(PathBuf::from))
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
                 .join(".cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")

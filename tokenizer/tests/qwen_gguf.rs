@@ -1,5 +1,5 @@
 //! Tests against the real Qwen2.5 vocabulary in the GGUF file, when present
-//! (`$EDGEDECODING_GGUF`, else ~/.cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf).
+//! (`$EDGEDECODING_REAL_GGUF`, else ~/.cache/edgedecoding/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf).
 //! Expected ids: `tests/fixtures/qwen_expected.json`, from Hugging Face
 //! `tokenizers` (see make_qwen_expected.py). Each test prints why it skips
 //! when the file is absent.
@@ -15,7 +15,7 @@ use edgedecoding_tokenizer::{
 };
 
 fn gguf_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("EDGEDECODING_GGUF") {
+    if let Some(p) = std::env::var_os("EDGEDECODING_REAL_GGUF") {
         return PathBuf::from(p);
     }
     let home = std::env::var_os("HOME").unwrap_or_default();
@@ -40,10 +40,16 @@ fn loaded() -> Option<&'static Loaded> {
         Some(Loaded { vocab, tok })
     });
     if got.is_none() {
-        println!(
-            "SKIPPED: no GGUF at {} (set EDGEDECODING_GGUF)",
+        let msg = format!(
+            "no GGUF at {} (scripts/fetch-model.sh fetches it; EDGEDECODING_REAL_GGUF names another path)",
             gguf_path().display()
         );
+        // CI sets EDGEDECODING_REQUIRE_REAL=1 once it has fetched the model
+        assert!(
+            std::env::var_os("EDGEDECODING_REQUIRE_REAL").is_none(),
+            "{msg}"
+        );
+        println!("SKIPPED: {msg}");
     }
     got.as_ref()
 }
