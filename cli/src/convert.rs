@@ -55,7 +55,7 @@ pub fn tokenizer_of(gguf: Option<&GgufMetadata>, hf_dir: Option<&Path>) -> Resul
             bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id").ok(),
             eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
         };
-        let tok = Bpe::from_gguf(&vocab).map_err(|e| anyhow::anyhow!("GGUF tokenizer: {e}"))?;
+        let tok = Bpe::from_gguf(&vocab).context("GGUF tokenizer")?;
         let blob = serde_json::json!({ "gguf_vocab": {
             "tokens": vocab.tokens, "merges": vocab.merges, "token_type": vocab.token_type,
             "pre": vocab.pre, "bos_token_id": vocab.bos_token_id, "eos_token_id": vocab.eos_token_id,
@@ -67,7 +67,7 @@ pub fn tokenizer_of(gguf: Option<&GgufMetadata>, hf_dir: Option<&Path>) -> Resul
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let tok = Bpe::from_tokenizer_json(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .with_context(|| format!("tokenizer of {}", path.display()))?;
         return Ok((text.into_bytes(), tok));
     }
     bail!("checkpoint has no tokenizer")
@@ -115,10 +115,10 @@ pub fn tokenizer_from_blob(blob: &[u8]) -> Result<Bpe> {
                 .and_then(|x| x.as_u64())
                 .map(|x| x as u32),
         };
-        return Bpe::from_gguf(&vocab).map_err(|e| anyhow::anyhow!("embedded tokenizer: {e}"));
+        return Bpe::from_gguf(&vocab).context("embedded tokenizer");
     }
     let text = std::str::from_utf8(blob).context("tokenizer blob is not UTF-8")?;
-    Bpe::from_tokenizer_json(text).map_err(|e| anyhow::anyhow!("embedded tokenizer.json: {e}"))
+    Bpe::from_tokenizer_json(text).context("embedded tokenizer.json")
 }
 
 /// The default keep list for a pruned vocabulary of `n` entries: the special
@@ -166,8 +166,7 @@ pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
     let (blob, tok) = if path.is_dir() {
         tokenizer_of(None, Some(path))?
     } else if path.extension().is_some_and(|e| e == "gguf") {
-        let meta = edgedecoding_checkpoint::gguf::read_metadata(path)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let meta = edgedecoding_checkpoint::gguf::read_metadata(path)?;
         tokenizer_of(Some(&meta), None)?
     } else {
         tokenizer_of(None, Some(path.parent().unwrap_or(Path::new("."))))?
@@ -186,8 +185,7 @@ pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
         pb.set_message(stage.to_string());
         pb.set_length(total.max(1) as u64);
         pb.set_position(done as u64);
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    })?;
     pb.finish_and_clear();
     let mut calib: Vec<u32> = tok
         .encode(CALIB_TEXT)

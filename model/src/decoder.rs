@@ -16,7 +16,7 @@ use edgedecoding_kernels::rmsnorm::rmsnorm;
 use edgedecoding_kernels::rope::rope_apply;
 use edgedecoding_kernels::round::sat_i16;
 use edgedecoding_kernels::silu::swiglu;
-use edgedecoding_kernels::{KernelError, ACT_FRAC, TOKENS_PER_PASS};
+use edgedecoding_kernels::{ACT_FRAC, TOKENS_PER_PASS};
 
 use crate::error::ModelError;
 use crate::probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
@@ -66,7 +66,7 @@ impl MatId {
     }
 }
 
-/// How linear layers are executed. Every implementation must produce exactly
+/// How linear layers and attention are executed. Every implementation must produce exactly
 /// the values of [`edgedecoding_kernels::linear::linear`] of `w`.
 pub trait Backend {
     /// `out = linear(w, x, bias, out_frac)`; `id` names `w` in the model.
@@ -78,7 +78,7 @@ pub trait Backend {
         bias: Option<&[i32]>,
         out_frac: i32,
         out: &mut [i32],
-    ) -> Result<(), KernelError>;
+    ) -> Result<(), ModelError>;
 
     /// Attention of one query position (SPEC §7.3); the default is the scalar
     /// reference kernel. Every implementation must give its exact outputs.
@@ -92,8 +92,8 @@ pub trait Backend {
         scores: &mut [i64],
         probs: &mut [u16],
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
-        attention(p, q, k_cache, v_cache, len, scores, probs, out)
+    ) -> Result<(), ModelError> {
+        Ok(attention(p, q, k_cache, v_cache, len, scores, probs, out)?)
     }
 }
 
@@ -108,7 +108,7 @@ impl<B: Backend> Backend for &B {
         bias: Option<&[i32]>,
         out_frac: i32,
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         (**self).linear(id, w, x, bias, out_frac, out)
     }
 
@@ -122,7 +122,7 @@ impl<B: Backend> Backend for &B {
         scores: &mut [i64],
         probs: &mut [u16],
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         (**self).attention(p, q, k_cache, v_cache, len, scores, probs, out)
     }
 }
@@ -140,8 +140,8 @@ impl Backend for Serial {
         bias: Option<&[i32]>,
         out_frac: i32,
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
-        linear(w, x, bias, out_frac, out)
+    ) -> Result<(), ModelError> {
+        Ok(linear(w, x, bias, out_frac, out)?)
     }
 }
 
@@ -214,10 +214,9 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         backend: B,
     ) -> Result<Self, ModelError> {
         if state.config != model.config {
-            return Err(ModelError::BadHeader {
-                field: "state config differs from model config",
-                value: 0,
-            });
+            return Err(ModelError::Mismatch(
+                "the state was made for another config than the model's",
+            ));
         }
         if head.rows() != model.config.n_kept || head.cols() != model.config.hidden {
             return Err(ModelError::Shape {

@@ -200,6 +200,18 @@ pub enum ModelError {
     Unsupported(&'static str),
     /// An internal inconsistency (a bug, reported instead of a panic).
     Internal(&'static str),
+    /// Two parts that must belong together do not (state and model, a
+    /// backend's stored layout and the model).
+    Mismatch(&'static str),
+    /// An index or size argument outside its range.
+    OutOfRange {
+        /// What.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -229,6 +241,8 @@ impl fmt::Display for ModelError {
             ModelError::Empty => write!(f, "no tokens given"),
             ModelError::Unsupported(what) => write!(f, "unsupported: {what}"),
             ModelError::Internal(what) => write!(f, "internal error: {what}"),
+            ModelError::Mismatch(what) => write!(f, "mismatch: {what}"),
+            ModelError::OutOfRange { what, value, max } => write!(f, "{what} = {value} is out of range (at most {max})"),
         }
     }
 }

@@ -85,7 +85,7 @@ fn repack_threads<W: ApotWeights + Sync + ?Sized>(
         }
         handles.into_iter().try_for_each(|h| {
             h.join().unwrap_or(Err(KernelError::Param {
-                what: "repack thread panicked",
+                what: "repack thread panicked (a bug)",
                 value: 0,
                 min: 0,
                 max: 0,
@@ -202,17 +202,12 @@ pub fn isa_from_env() -> Result<Isa, ModelError> {
 }
 
 /// Collects per-worker results: a missing one (a panicked worker) is an error.
-fn collect<T>(parts: Vec<Option<Result<T, KernelError>>>) -> Result<Vec<T>, KernelError> {
+fn collect<T>(parts: Vec<Option<Result<T, KernelError>>>) -> Result<Vec<T>, ModelError> {
     parts
         .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.unwrap_or(Err(KernelError::Param {
-                what: "worker panicked",
-                value: i as i64,
-                min: 0,
-                max: 0,
-            }))
+        .map(|r| match r {
+            Some(r) => Ok(r?),
+            None => Err(ModelError::Internal("a fast-backend worker panicked")),
         })
         .collect()
 }
@@ -228,7 +223,7 @@ impl Backend for Fast<'_> {
         _scores: &mut [i64],
         _probs: &mut [u16],
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         let hd = p.head_dim;
         // short contexts are not worth a fork-join
         let n = if len < 64 {
@@ -241,7 +236,8 @@ impl Backend for Fast<'_> {
                 what: "attention output",
                 expected: p.n_heads * hd,
                 got: out.len(),
-            });
+            }
+            .into());
         }
         let parts = collect(self.pool.map(n, &|i| {
             let (h0, h1) = (i * p.n_heads / n, (i + 1) * p.n_heads / n);
@@ -280,14 +276,12 @@ impl Backend for Fast<'_> {
         bias: Option<&[i32]>,
         out_frac: i32,
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         let m = self.matrix(id.index(self.config.n_layers))?;
         if (m.rows(), m.cols()) != (w.rows(), w.cols()) {
-            return Err(KernelError::Length {
-                what: "matrix rows (the SIMD layout belongs to another model)",
-                expected: m.rows(),
-                got: w.rows(),
-            });
+            return Err(ModelError::Mismatch(
+                "the SIMD layout's matrix has another shape than the model's",
+            ));
         }
         let rows = m.rows();
         let groups = m.cols() / edgedecoding_kernels::GROUP;
@@ -296,7 +290,8 @@ impl Backend for Fast<'_> {
                 what: "activation blocks",
                 value: x.len(),
                 of: groups,
-            });
+            }
+            .into());
         }
         let tokens = x.len() / groups;
         if out.len() != tokens * rows {
@@ -304,7 +299,8 @@ impl Backend for Fast<'_> {
                 what: "output",
                 expected: tokens * rows,
                 got: out.len(),
-            });
+            }
+            .into());
         }
         let mut acts = vec![PairAct::default(); prepared_len(tokens, m.cols())];
         let mut flags = vec![0u8; plan_len(tokens, m.cols())];

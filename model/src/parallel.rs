@@ -8,10 +8,10 @@
 use std::thread;
 use std::vec::Vec;
 
+use crate::ModelError;
 use edgedecoding_kernels::bfp::BfpBlock;
 use edgedecoding_kernels::format::ApotWeights;
 use edgedecoding_kernels::linear::linear_rows;
-use edgedecoding_kernels::KernelError;
 
 use crate::decoder::{Backend, MatId};
 
@@ -47,39 +47,38 @@ impl Backend for Threaded {
         bias: Option<&[i32]>,
         out_frac: i32,
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         let rows = w.rows();
         let parts = self.threads.min(rows / MIN_ROWS_PER_THREAD).max(1);
         if parts == 1 {
-            return linear_rows(w, x, bias, out_frac, 0..rows, out);
+            return Ok(linear_rows(w, x, bias, out_frac, 0..rows, out)?);
         }
         let tokens = out.len() / rows.max(1);
         let bounds: Vec<usize> = (0..=parts).map(|i| i * rows / parts).collect();
-        let results: Vec<Result<Vec<i32>, KernelError>> = thread::scope(|s| {
+        let results: Vec<Result<Vec<i32>, ModelError>> = thread::scope(|s| {
             let handles: Vec<_> = (0..parts)
                 .map(|i| {
                     let (r0, r1) = (bounds[i], bounds[i + 1]);
                     s.spawn(move || {
                         let mut buf = std::vec![0i32; tokens * (r1 - r0)];
-                        linear_rows(w, x, bias, out_frac, r0..r1, &mut buf).map(|_| buf)
+                        linear_rows(w, x, bias, out_frac, r0..r1, &mut buf)
+                            .map(|_| buf)
+                            .map_err(ModelError::from)
                     })
                 })
                 .collect();
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join().unwrap_or(Err(KernelError::Param {
-                        what: "worker thread panicked",
-                        value: 0,
-                        min: 0,
-                        max: 0,
-                    }))
+                    h.join().unwrap_or(Err(ModelError::Internal(
+                        "a threaded-backend worker panicked",
+                    )))
                 })
                 .collect()
         });
         // Validate the whole call once more on the full shape so errors match Serial.
         if out.len() != tokens * rows {
-            return linear_rows(w, x, bias, out_frac, 0..rows, out);
+            return Ok(linear_rows(w, x, bias, out_frac, 0..rows, out)?);
         }
         for (i, res) in results.into_iter().enumerate() {
             let buf = res?;

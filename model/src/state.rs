@@ -157,9 +157,10 @@ impl<'s> State<'s> {
     ) -> Result<Self, ModelError> {
         config.validate()?;
         if chunk < T || chunk % T != 0 || chunk > config.ctx.div_ceil(T) * T + T {
-            return Err(ModelError::BadHeader {
-                field: "prefill chunk (a multiple of 8 up to the context)",
+            return Err(ModelError::OutOfRange {
+                what: "prefill chunk (a multiple of 8 up to the context)",
                 value: chunk as u64,
+                max: (config.ctx.div_ceil(T) * T + T) as u64,
             });
         }
         let s = Sizes::of(config, chunk);

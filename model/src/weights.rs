@@ -116,9 +116,10 @@ impl<'a> Model<'a> {
     pub fn layer(&self, l: usize) -> Result<Layer<'a>, ModelError> {
         let c = &self.config;
         if l >= c.n_layers {
-            return Err(ModelError::BadHeader {
-                field: "layer index",
+            return Err(ModelError::OutOfRange {
+                what: "layer index",
                 value: l as u64,
+                max: c.n_layers as u64 - 1,
             });
         }
         let base = n_global(c) + l * PER_LAYER;

@@ -124,7 +124,7 @@ fn long_prefill_chunks_equal_token_by_token() {
     let mut mem = StateMem::with_chunk(&m.config, 16);
     assert!(matches!(
         State::with_chunk(&m.config, mem.bytes(), 12),
-        Err(ModelError::BadHeader { .. })
+        Err(ModelError::OutOfRange { value: 12, .. })
     ));
 }
 

@@ -8,11 +8,12 @@ use edgedecoding_kernels::bfp::BfpBlock;
 use edgedecoding_kernels::format::ApotWeights;
 use edgedecoding_kernels::rope::build_rope_table;
 use edgedecoding_kernels::tables::{EXP2_NEG_Q15, SIGMOID_Q15};
-use edgedecoding_kernels::{KernelError, TOKENS_PER_PASS};
+use edgedecoding_kernels::TOKENS_PER_PASS;
 use edgedecoding_model::edq::{n_global, PER_LAYER};
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::owned::OwnedHead;
 use edgedecoding_model::parallel::Threaded;
+use edgedecoding_model::ModelError;
 use edgedecoding_model::{Backend, Decoder, Head, MatId, Model, State, StateMem};
 use serde_json::{json, Map};
 
@@ -325,7 +326,7 @@ impl Backend for HistoryThenReference<'_> {
         bias: Option<&[i32]>,
         out_frac: i32,
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         if self.captured.get() {
             self.reference.linear(id, w, x, bias, out_frac, out)
         } else {
@@ -343,7 +344,7 @@ impl Backend for HistoryThenReference<'_> {
         scores: &mut [i64],
         probs: &mut [u16],
         out: &mut [i32],
-    ) -> Result<(), KernelError> {
+    ) -> Result<(), ModelError> {
         if self.captured.get() {
             self.reference
                 .attention(p, q, k_cache, v_cache, len, scores, probs, out)
