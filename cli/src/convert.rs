@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use edgedecoding_checkpoint::{load_float_model_with_progress, GgufMetadata, LoadOptions};
+use edgedecoding_checkpoint::{
+    load_float_model_with_progress, Checkpoint, GgufMetadata, LoadOptions,
+};
 use edgedecoding_model::convert::{quantize_model, ConvertOptions};
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_tokenizer::{GgufVocab, Tokenizer as Bpe};
@@ -56,11 +58,7 @@ pub fn tokenizer_of(gguf: Option<&GgufMetadata>, hf_dir: Option<&Path>) -> Resul
             eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
         };
         let tok = Bpe::from_gguf(&vocab).context("GGUF tokenizer")?;
-        let blob = serde_json::json!({ "gguf_vocab": {
-            "tokens": vocab.tokens, "merges": vocab.merges, "token_type": vocab.token_type,
-            "pre": vocab.pre, "bos_token_id": vocab.bos_token_id, "eos_token_id": vocab.eos_token_id,
-        }});
-        return Ok((serde_json::to_vec(&blob)?, tok));
+        return Ok((vocab.to_blob(), tok));
     }
     if let Some(dir) = hf_dir {
         let path = dir.join("tokenizer.json");
@@ -71,54 +69,6 @@ pub fn tokenizer_of(gguf: Option<&GgufMetadata>, hf_dir: Option<&Path>) -> Resul
         return Ok((text.into_bytes(), tok));
     }
     bail!("checkpoint has no tokenizer")
-}
-
-/// Rebuilds the tokenizer from a `.edq` file's blob.
-pub fn tokenizer_from_blob(blob: &[u8]) -> Result<Bpe> {
-    let v: serde_json::Value =
-        serde_json::from_slice(blob).context("tokenizer blob is not JSON")?;
-    if let Some(g) = v.get("gguf_vocab") {
-        let strs = |k: &str| -> Vec<String> {
-            g.get(k)
-                .and_then(|a| a.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let vocab = GgufVocab {
-            tokens: strs("tokens"),
-            merges: strs("merges"),
-            token_type: g
-                .get("token_type")
-                .and_then(|a| a.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_i64())
-                        .map(|x| x as i32)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            pre: g
-                .get("pre")
-                .and_then(|s| s.as_str())
-                .unwrap_or("qwen2")
-                .to_string(),
-            bos_token_id: g
-                .get("bos_token_id")
-                .and_then(|x| x.as_u64())
-                .map(|x| x as u32),
-            eos_token_id: g
-                .get("eos_token_id")
-                .and_then(|x| x.as_u64())
-                .map(|x| x as u32),
-        };
-        return Bpe::from_gguf(&vocab).context("embedded tokenizer");
-    }
-    let text = std::str::from_utf8(blob).context("tokenizer blob is not UTF-8")?;
-    Bpe::from_tokenizer_json(text).context("embedded tokenizer.json")
 }
 
 /// The default keep list for a pruned vocabulary of `n` entries: the special
@@ -163,13 +113,12 @@ pub fn default_keep(tok: &Bpe, vocab: usize, n: usize) -> Result<Vec<u32>> {
 pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
     let t0 = std::time::Instant::now();
     // the tokenizer first: the keep list needs it
-    let (blob, tok) = if path.is_dir() {
-        tokenizer_of(None, Some(path))?
-    } else if path.extension().is_some_and(|e| e == "gguf") {
-        let meta = edgedecoding_checkpoint::gguf::read_metadata(path)?;
-        tokenizer_of(Some(&meta), None)?
-    } else {
-        tokenizer_of(None, Some(path.parent().unwrap_or(Path::new("."))))?
+    let (blob, tok) = match edgedecoding_checkpoint::detect(path)? {
+        Checkpoint::HfFolder(dir) => tokenizer_of(None, Some(&dir))?,
+        Checkpoint::Gguf(file) => {
+            let meta = edgedecoding_checkpoint::gguf::read_metadata(&file)?;
+            tokenizer_of(Some(&meta), None)?
+        }
     };
     let keep = match o.keep_vocab {
         Some(n) => Some(default_keep(&tok, tok.vocab_size().max(1), n)?),

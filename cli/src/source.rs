@@ -143,12 +143,9 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
             if !p.exists() {
                 bail!("{}: no such file or folder", p.display());
             }
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if p.is_dir()
-                || ext == "gguf"
-                || ext == "safetensors"
-                || p.file_name().is_some_and(|n| n == "config.json")
-            {
+            // a checkpoint (GGUF or Hugging Face folder) is converted; anything
+            // else must be a .edq file
+            if edgedecoding_checkpoint::detect(p).is_ok() {
                 let opts = convert::Opts {
                     ctx: m.ctx,
                     keep_vocab: m.keep_vocab,
@@ -199,7 +196,7 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
     if bpe.is_none() {
         if let Some(blob) = model.file().tokenizer() {
             bpe = Some(
-                convert::tokenizer_from_blob(blob)
+                edgedecoding_tokenizer::Tokenizer::from_blob(blob)
                     .with_context(|| format!("tokenizer of {name}"))?,
             );
         }
@@ -209,13 +206,10 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
         (None, Ok(t)) => Box::new(t),
         (None, Err(_)) => Box::new(IdTokenizer),
     };
-    let path = m.model.clone().filter(|p| {
-        p.is_file()
-            && !matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("gguf" | "safetensors")
-            )
-    });
+    let path = m
+        .model
+        .clone()
+        .filter(|p| p.is_file() && edgedecoding_checkpoint::detect(p).is_err());
     Ok(Loaded {
         name,
         path,

@@ -34,6 +34,7 @@
 //!
 //! See `README.md` for what was checked against which reference.
 
+mod blob;
 mod bpe;
 mod bytelevel;
 mod chat;
