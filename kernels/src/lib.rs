@@ -9,8 +9,11 @@
 //!   quantizer ([`quant`]) and the table builders ([`rope::build_rope_table`], the
 //!   table generators in `examples/`), which use `libm` so that every platform
 //!   produces the same bits.
-//! * No `unsafe` except the two marker impls that let [`bfp::BfpBlock`] live in
-//!   caller-provided byte buffers (`bytemuck::Pod`).
+//! * `unsafe` only in two places: the two marker impls that let
+//!   [`bfp::BfpBlock`] live in caller-provided byte buffers (`bytemuck::Pod`),
+//!   and the SIMD backends of [`fast`] (`fast/avx2.rs`, `fast/avx512.rs`),
+//!   whose entry points check the CPU features themselves and whose blocks
+//!   carry `// SAFETY:` arguments.
 //! * Shapes and parameters are validated once per call ([`KernelError`]); the
 //!   inner loops cannot fail.
 #![no_std]

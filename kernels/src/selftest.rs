@@ -4,7 +4,7 @@
 //! The same function runs in an ordinary `std` test process and in the
 //! freestanding executable of `no_std-check/` (no libc, no C runtime, its own
 //! `_start`): equal hashes show that the kernels compute the same bits without
-//! `std` (`kernels/tests/no_std_freestanding.rs`).
+//! `std` (`model/tests/no_std_freestanding.rs`).
 //!
 //! * `no_std`, no heap, no `unsafe`; every buffer is a small stack array (a few
 //!   KiB in all).

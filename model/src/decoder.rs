@@ -1,5 +1,6 @@
-//! The integer decoder: prefill in chunks of 8, incremental and
-//! accelerator-parity decode (docs/SPEC.md §11), every stage observable
+//! The integer decoder: chunked prefill (8 tokens per pass like the
+//! accelerator, or longer chunks on the CPU: SPEC §4.4), incremental and
+//! accelerator-parity decode (docs/SPEC.md §9.3), every stage observable
 //! through a [`Probe`].
 
 use core::ops::Range;

@@ -1,5 +1,5 @@
-//! The accelerator's DDR weight image (DESIGN.md §3, decided in
-//! docs/VECTORS.md §5): streams of 256-bit words in runs of 23, each run
+//! The accelerator's DDR weight image (docs/VECTORS.md §5, which records the
+//! accelerator design facts it follows): streams of 256-bit words in runs of 23, each run
 //! holding sixteen 8x8 packs of 5-bit codes (20 words) and their 256 3-bit
 //! exponents (3 words), every word split into a low and a high 16-byte half for
 //! the two AXI ports.
