@@ -23,23 +23,7 @@ use edgedecoding_kernels::linear::linear;
 use edgedecoding_kernels::rmsnorm::{rmsnorm, EPS_1E6_Q40};
 use edgedecoding_kernels::{ACT_FRAC, GROUP};
 
-/// The LCG of the kernel tests (Knuth's MMIX constants, top 53 bits).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-
-    /// Uniform in `[-amp, amp)`.
-    fn signed(&mut self, amp: u64) -> i64 {
-        (self.next() % (2 * amp)) as i64 - amp as i64
-    }
-}
+use edgedecoding_testkit::Lcg;
 
 /// A packed APoT matrix owned by the benchmark.
 struct PackedMatrix {

@@ -262,16 +262,7 @@ pub fn attention(
 mod tests {
     use super::*;
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 11
-        }
-    }
+    use edgedecoding_testkit::Lcg;
 
     #[test]
     fn log2e_constant() {

@@ -74,16 +74,7 @@ pub fn dequantize_block(b: &BfpBlock) -> [i64; GROUP] {
 mod tests {
     use super::*;
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 11
-        }
-    }
+    use edgedecoding_testkit::Lcg;
 
     /// Oracle: the definition read literally, exponent by exponent, with
     /// exact rational rounding.

@@ -140,16 +140,7 @@ mod tests {
     use crate::bfp::quantize_bfp;
     use crate::format::{pack_group, packed_codes_len, packed_exps_len, ApotGroup, ApotMatrix};
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 11
-        }
-    }
+    use edgedecoding_testkit::Lcg;
 
     const R: usize = 6;
     const C: usize = 32;

@@ -280,16 +280,7 @@ mod tests {
             .sum()
     }
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 11
-        }
-    }
+    use edgedecoding_testkit::Lcg;
 
     #[test]
     fn search_is_optimal_on_random_and_edge_groups() {

@@ -70,16 +70,7 @@ pub fn inv_rms(x: &[i32], eps_q40: u64) -> (u64, i32) {
 mod tests {
     use super::*;
 
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 11
-        }
-    }
+    use edgedecoding_testkit::Lcg;
 
     #[test]
     fn eps_constant() {
