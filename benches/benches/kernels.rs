@@ -237,7 +237,6 @@ fn bench_linear_fast(c: &mut Criterion) {
     let mut g = c.benchmark_group("linear_fast");
     short(&mut g);
     g.sampling_mode(SamplingMode::Flat);
-    let isa = Isa::detect();
     let mut rng = Lcg(0x5eed_0002);
     for (rows, cols) in [(896, 896), (4864, 896), (896, 4864), (151936, 896)] {
         let m = PackedMatrix::random(rows, cols, &mut rng);
@@ -258,25 +257,44 @@ fn bench_linear_fast(c: &mut Criterion) {
             let prep = prepare(&x, cols, &mut acts, &mut flags).expect("shape");
             let mut out = vec![0i32; tokens * rows];
             g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
-            g.bench_function(
-                BenchmarkId::new(format!("{rows}x{cols}/{isa:?}"), format!("t{tokens}")),
-                |b| {
-                    b.iter(|| {
-                        linear_fast(
-                            isa,
-                            black_box(&fast),
-                            black_box(&prep),
-                            None,
-                            ACT_FRAC as i32,
-                            0..fast.panels(),
-                            black_box(&mut out),
-                        )
-                        .expect("shape")
-                    })
-                },
-            );
+            // every backend this CPU runs, side by side (the scalar one only on
+            // the small shapes: it is ~50x slower)
+            for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+                if isa == Isa::Scalar && rows * cols * tokens > 896 * 896 * 8 {
+                    continue;
+                }
+                g.bench_function(
+                    BenchmarkId::new(format!("{rows}x{cols}/{isa:?}"), format!("t{tokens}")),
+                    |b| {
+                        b.iter(|| {
+                            linear_fast(
+                                isa,
+                                black_box(&fast),
+                                black_box(&prep),
+                                None,
+                                ACT_FRAC as i32,
+                                0..fast.panels(),
+                                black_box(&mut out),
+                            )
+                            .expect("shape")
+                        })
+                    },
+                );
+            }
         }
     }
+    g.finish();
+}
+
+/// The thread pool's fork-join cost: `Pool::map` of a no-op over 2 threads
+/// (one dispatch per linear layer and per attention call in a decode step).
+fn bench_pool(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pool");
+    short(&mut g);
+    let pool = edgedecoding_model::pool::Pool::new(2);
+    g.bench_function("map_noop_2_threads", |b| {
+        b.iter(|| black_box(pool.map(2, &|i| black_box(i))))
+    });
     g.finish();
 }
 
@@ -286,6 +304,7 @@ criterion_group!(
     bench_linear_fast,
     bench_attention,
     bench_rmsnorm,
-    bench_quantize_bfp
+    bench_quantize_bfp,
+    bench_pool
 );
 criterion_main!(benches);
