@@ -166,6 +166,9 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
         None => {
             let b = m.builtin;
             let name = format!("built-in {b:?} (seed {:#x})", m.seed).to_lowercase();
+            eprintln!(
+                "[{name}: random weights, so its text is gibberish; `bash scripts/quickstart.sh` runs the real model]"
+            );
             let bytes = if b == Builtin::Full {
                 let path = cache_dir().join(format!("builtin-full-{:016x}.edq", m.seed));
                 match std::fs::read(&path) {
