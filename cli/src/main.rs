@@ -145,6 +145,9 @@ enum Cmd {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = bench::Output::Md)]
         output: bench::Output,
+        /// Same as `-o json`.
+        #[arg(long, conflicts_with = "output")]
+        json: bool,
         /// Also time a cold `generate -n 1` in a new process (needs --model).
         #[arg(long)]
         cold: bool,
@@ -239,6 +242,7 @@ fn run(cli: Cli) -> Result<()> {
             isa,
             repetitions,
             output,
+            json,
             cold,
             reference,
         } => bench::run(
@@ -249,7 +253,7 @@ fn run(cli: Cli) -> Result<()> {
                 threads: thread_counts,
                 isas: bench::parse_isas(&isa)?,
                 reps: repetitions,
-                output,
+                output: if json { bench::Output::Json } else { output },
                 reference,
                 cold,
             },
