@@ -9,6 +9,7 @@
 //! at start ([`simd_section`]) — one representation either way.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
@@ -101,6 +102,9 @@ pub struct Fast<'m> {
     section: Cow<'m, [u8]>,
     stored: bool,
     config: crate::Config,
+    /// One scratch per pool thread (`Fast::scratch_bytes` after warm-up).
+    scratch: Vec<Mutex<Scratch>>,
+    prep: Mutex<Prep>,
 }
 
 impl<'m> Fast<'m> {
@@ -124,9 +128,12 @@ impl<'m> Fast<'m> {
             Some(s) => (Cow::Borrowed(s), true),
             None => (Cow::Owned(simd_section(model, threads, progress)?), false),
         };
+        let pool = Pool::new(threads);
         Ok(Self {
             isa,
-            pool: Pool::new(threads),
+            scratch: (0..pool.threads()).map(|_| Mutex::default()).collect(),
+            prep: Mutex::default(),
+            pool,
             section,
             stored,
             config: model.config,
@@ -161,6 +168,20 @@ impl<'m> Fast<'m> {
             .filter_map(|i| simd_matrix(&self.config, i))
             .map(|(rows, _, _, len, _)| len + rows)
             .sum()
+    }
+
+    /// Scratch memory this backend holds at most for prefill chunks of
+    /// `chunk` tokens: per thread, attention buffers for the whole context and
+    /// its share of the widest linear output; once, the prepared activations.
+    /// Allocated on first use and reused (no allocation per call).
+    pub fn scratch_bytes(&self, chunk: usize) -> usize {
+        let c = &self.config;
+        let t = self.pool.threads();
+        let widest = c.n_kept.max(c.ffn).max(c.hidden);
+        let per_thread = c.ctx * (8 + 4 + 2) + 4 * chunk * (widest.div_ceil(t) + PANEL);
+        let prep = prepared_len(chunk, c.ffn.max(c.hidden)) * core::mem::size_of::<PairAct>()
+            + plan_len(chunk, c.ffn.max(c.hidden));
+        t * per_thread + prep
     }
 
     /// Bytes of repacked weights read per token by one decode step.
@@ -212,7 +233,34 @@ fn collect<T>(parts: Vec<Option<Result<T, KernelError>>>) -> Result<Vec<T>, Mode
         .collect()
 }
 
+/// Grows `v` to at least `n` elements (never shrinks) and returns the first `n`.
+fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
+
+/// A worker's scratch: attention buffers and its part of a linear output.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<i64>,
+    weights: Vec<u32>,
+    probs: Vec<u16>,
+    out: Vec<i32>,
+}
+
+/// The prepared activations of the current linear call (the caller's).
+#[derive(Default)]
+struct Prep {
+    acts: Vec<PairAct>,
+    flags: Vec<u8>,
+}
+
 impl Backend for Fast<'_> {
+    /// The caller's `scores` and `probs` serve the single-threaded path; with
+    /// several threads each worker uses its own scratch (sized once, then
+    /// reused: no allocation per call once the longest context was seen).
     fn attention(
         &self,
         p: &AttnParams,
@@ -220,8 +268,8 @@ impl Backend for Fast<'_> {
         k_cache: &[i16],
         v_cache: &[i16],
         len: usize,
-        _scores: &mut [i64],
-        _probs: &mut [u16],
+        scores: &mut [i64],
+        probs: &mut [u16],
         out: &mut [i32],
     ) -> Result<(), ModelError> {
         let hd = p.head_dim;
@@ -231,6 +279,24 @@ impl Backend for Fast<'_> {
         } else {
             self.pool.threads().min(p.n_heads).max(1)
         };
+        if n == 1 {
+            let mut s = lock(&self.scratch[0]);
+            let weights = grow(&mut s.weights, len);
+            attention_fast(
+                self.isa,
+                p,
+                q,
+                k_cache,
+                v_cache,
+                len,
+                0..p.n_heads,
+                scores,
+                weights,
+                probs,
+                out,
+            )?;
+            return Ok(());
+        }
         if out.len() != p.n_heads * hd {
             return Err(KernelError::Length {
                 what: "attention output",
@@ -239,12 +305,13 @@ impl Backend for Fast<'_> {
             }
             .into());
         }
-        let parts = collect(self.pool.map(n, &|i| {
+        collect(self.pool.map(n, &|i| {
             let (h0, h1) = (i * p.n_heads / n, (i + 1) * p.n_heads / n);
-            let mut scores = vec![0i64; len];
-            let mut weights = vec![0u32; len];
-            let mut probs = vec![0u16; len];
-            let mut buf = vec![0i32; (h1 - h0) * hd];
+            let mut guard = lock(&self.scratch[i]);
+            let s = &mut *guard;
+            grow(&mut s.scores, len);
+            grow(&mut s.weights, len);
+            grow(&mut s.probs, len);
             attention_fast(
                 self.isa,
                 p,
@@ -253,17 +320,15 @@ impl Backend for Fast<'_> {
                 v_cache,
                 len,
                 h0..h1,
-                &mut scores,
-                &mut weights,
-                &mut probs,
-                &mut buf,
+                &mut s.scores,
+                &mut s.weights,
+                &mut s.probs,
+                grow(&mut s.out, (h1 - h0) * hd),
             )
-            .map(|_| buf)
         }))?;
-        let mut at = 0;
-        for buf in parts {
-            out[at..at + buf.len()].copy_from_slice(&buf);
-            at += buf.len();
+        for i in 0..n {
+            let (h0, h1) = (i * p.n_heads / n, (i + 1) * p.n_heads / n);
+            out[h0 * hd..h1 * hd].copy_from_slice(&lock(&self.scratch[i]).out[..(h1 - h0) * hd]);
         }
         Ok(())
     }
@@ -302,26 +367,41 @@ impl Backend for Fast<'_> {
             }
             .into());
         }
-        let mut acts = vec![PairAct::default(); prepared_len(tokens, m.cols())];
-        let mut flags = vec![0u8; plan_len(tokens, m.cols())];
-        let prep = prepare(x, m.cols(), &mut acts, &mut flags)?;
+        let mut pg = lock(&self.prep);
+        let pr = &mut *pg;
+        let prep = prepare(
+            x,
+            m.cols(),
+            grow(&mut pr.acts, prepared_len(tokens, m.cols())),
+            grow(&mut pr.flags, plan_len(tokens, m.cols())),
+        )?;
         // panels split over the threads; each part writes its own rows
         let panels = m.panels();
         let n = self.pool.threads().min(panels).max(1);
-        let parts = collect(self.pool.map(n, &|i| {
+        let part = |i: usize| {
             let (p0, p1) = (i * panels / n, (i + 1) * panels / n);
-            let nr = (p1 * PANEL).min(rows) - (p0 * PANEL).min(rows);
-            let mut buf = vec![0i32; tokens * nr];
-            linear_fast(self.isa, &m, &prep, bias, out_frac, p0..p1, &mut buf).map(|_| buf)
+            (p0, p1, (p0 * PANEL).min(rows), (p1 * PANEL).min(rows))
+        };
+        collect(self.pool.map(n, &|i| {
+            let (p0, p1, r0, r1) = part(i);
+            let mut s = lock(&self.scratch[i]);
+            let buf = grow(&mut s.out, tokens * (r1 - r0));
+            linear_fast(self.isa, &m, &prep, bias, out_frac, p0..p1, buf)
         }))?;
-        let mut r0 = 0;
-        for buf in parts {
-            let nr = buf.len() / tokens.max(1);
+        for i in 0..n {
+            let (_, _, r0, r1) = part(i);
+            let nr = r1 - r0;
+            let s = lock(&self.scratch[i]);
             for t in 0..tokens {
-                out[t * rows + r0..t * rows + r0 + nr].copy_from_slice(&buf[t * nr..(t + 1) * nr]);
+                out[t * rows + r0..t * rows + r1].copy_from_slice(&s.out[t * nr..(t + 1) * nr]);
             }
-            r0 += nr;
         }
         Ok(())
     }
+}
+
+/// Locks a scratch mutex; a poisoned one (a worker panicked while holding it)
+/// only held scratch values, so it is used as is.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
