@@ -1050,38 +1050,17 @@ fn check_tensor(
     Ok((data_offset, Some(size)))
 }
 
-/// Keys of the qwen2 hyper-parameters.
-const K_LAYERS: &str = "qwen2.block_count";
-const K_HIDDEN: &str = "qwen2.embedding_length";
-const K_FFN: &str = "qwen2.feed_forward_length";
-const K_HEADS: &str = "qwen2.attention.head_count";
-const K_KV: &str = "qwen2.attention.head_count_kv";
-const K_THETA: &str = "qwen2.rope.freq_base";
-const K_EPS: &str = "qwen2.attention.layer_norm_rms_epsilon";
-const K_CTX: &str = "qwen2.context_length";
+use crate::qwen2::gguf_keys::{
+    CTX as K_CTX, EPS as K_EPS, FFN as K_FFN, HEADS as K_HEADS, HIDDEN as K_HIDDEN, KV as K_KV,
+    LAYERS as K_LAYERS, THETA as K_THETA,
+};
+use crate::qwen2::{tensor_name, Naming};
 
 struct GgufSource<'a>(&'a GgufFile);
 
 impl TensorSource for GgufSource<'_> {
     fn name(&self, part: Part, l: usize) -> String {
-        let s = match part {
-            Part::Emb => return "token_embd.weight".into(),
-            Part::Head => return "output.weight".into(),
-            Part::FinalNorm => return "output_norm.weight".into(),
-            Part::AttnNorm => "attn_norm.weight",
-            Part::QW => "attn_q.weight",
-            Part::QB => "attn_q.bias",
-            Part::KW => "attn_k.weight",
-            Part::KB => "attn_k.bias",
-            Part::VW => "attn_v.weight",
-            Part::VB => "attn_v.bias",
-            Part::OW => "attn_output.weight",
-            Part::FfnNorm => "ffn_norm.weight",
-            Part::Gate => "ffn_gate.weight",
-            Part::Up => "ffn_up.weight",
-            Part::Down => "ffn_down.weight",
-        };
-        format!("blk.{l}.{s}")
+        tensor_name(Naming::Gguf, part, l)
     }
 
     fn has(&self, name: &str) -> bool {

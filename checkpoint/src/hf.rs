@@ -448,24 +448,7 @@ impl HfWeights {
 
 impl TensorSource for HfWeights {
     fn name(&self, part: Part, l: usize) -> String {
-        let s = match part {
-            Part::Emb => return "model.embed_tokens.weight".into(),
-            Part::Head => return "lm_head.weight".into(),
-            Part::FinalNorm => return "model.norm.weight".into(),
-            Part::AttnNorm => "input_layernorm.weight",
-            Part::QW => "self_attn.q_proj.weight",
-            Part::QB => "self_attn.q_proj.bias",
-            Part::KW => "self_attn.k_proj.weight",
-            Part::KB => "self_attn.k_proj.bias",
-            Part::VW => "self_attn.v_proj.weight",
-            Part::VB => "self_attn.v_proj.bias",
-            Part::OW => "self_attn.o_proj.weight",
-            Part::FfnNorm => "post_attention_layernorm.weight",
-            Part::Gate => "mlp.gate_proj.weight",
-            Part::Up => "mlp.up_proj.weight",
-            Part::Down => "mlp.down_proj.weight",
-        };
-        format!("model.layers.{l}.{s}")
+        crate::qwen2::tensor_name(crate::qwen2::Naming::Hf, part, l)
     }
 
     fn has(&self, name: &str) -> bool {

@@ -28,6 +28,7 @@ mod error;
 pub mod gguf;
 pub mod hf;
 pub mod quant;
+mod qwen2;
 mod source;
 
 pub use error::Error;
