@@ -260,15 +260,26 @@ impl FileEntry {
             bytes: u("bytes")?,
             sha256: s("sha256")?,
         };
-        if e.elems() as u64 * e.dtype.size() as u64 != e.bytes {
-            bail!(
-                "{}: manifest says {} bytes but shape {:?} x {} is {} bytes",
+        // checked: a hostile manifest must not wrap the element count
+        let size = e
+            .shape
+            .iter()
+            .try_fold(e.dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64));
+        match size {
+            None => bail!(
+                "{}: shape {:?} x {} overflows 64 bits",
+                e.path,
+                e.shape,
+                e.dtype.name()
+            ),
+            Some(n) if n != e.bytes => bail!(
+                "{}: manifest says {} bytes but shape {:?} x {} is {n} bytes",
                 e.path,
                 e.bytes,
                 e.shape,
-                e.dtype.name(),
-                e.elems() * e.dtype.size()
-            );
+                e.dtype.name()
+            ),
+            Some(_) => {}
         }
         if e.path.starts_with('/') || e.path.split('/').any(|c| c == "..") {
             bail!(
@@ -502,5 +513,18 @@ mod tests {
         assert_eq!(Manifest::parse(&m.to_json_string()).unwrap(), m);
         let bad = m.to_json_string().replace("\"bytes\":24", "\"bytes\":20");
         assert!(Manifest::parse(&bad).is_err());
+        // shapes whose element count overflows are refused, not wrapped (a
+        // [2^62 + 8] i32 shape wrapped to 32 bytes before the checked product)
+        for (shape, bytes) in [
+            ("[4611686018427387912]", "32"),
+            ("[1099511627776,1099511627776]", "0"),
+        ] {
+            let j = m
+                .to_json_string()
+                .replace("[2,3]", shape)
+                .replace("\"bytes\":24", &format!("\"bytes\":{bytes}"));
+            let err = Manifest::parse(&j).unwrap_err();
+            assert!(format!("{err:#}").contains("overflows"), "{err:#}");
+        }
     }
 }
