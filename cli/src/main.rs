@@ -261,11 +261,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
         Cmd::Convert { m, out, no_simd } => {
             let loaded = source::load(&m, false)?;
-            let bytes = if no_simd {
+            let mut bytes = if no_simd {
                 loaded.buf.bytes().to_vec()
             } else {
                 loaded.bytes_with_simd(m.threads)?
             };
+            if loaded.model()?.rope.is_none() {
+                // a file written before the RoPE ROM was stored (FORMAT §3)
+                bytes = edgedecoding_model::convert::with_rope_rom(&bytes)?;
+            }
             source::write_atomic(&out, &bytes)?;
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
             Ok(())
@@ -536,6 +540,17 @@ fn inspect(l: &Loaded) -> Result<()> {
     println!("vocabulary     {} ({} kept)", c.vocab, c.n_kept);
     println!("context        {}", c.ctx);
     println!("rope theta     {}", c.rope_theta);
+    match model.rope {
+        Some(r) => println!(
+            "rope ROM       stored, {} positions x {} (cos, sin), {} bytes",
+            c.ctx,
+            c.head_dim / 2,
+            (r.cos.len() + r.sin.len()) * 2
+        ),
+        None => println!(
+            "rope ROM       not stored (an older file): built from its recipe at start; `convert` stores it"
+        ),
+    }
     println!(
         "embedding      10-bit codes x 2^{} ({emb_bytes} bytes as int16)",
         model.globals.emb_exp

@@ -5,10 +5,13 @@
 //! doc comment of every public kernel names its section there.
 //!
 //! * `#![no_std]`, no heap: all buffers belong to the caller.
-//! * No floating point at run time. The only floating point code is the offline
-//!   quantizer ([`quant`]) and the table builders ([`rope::build_rope_table`], the
-//!   table generators in `examples/`), which use `libm` so that every platform
-//!   produces the same bits.
+//! * No floating point at run time. The ROMs are data: the softmax and sigmoid
+//!   tables are compile-time constants ([`tables`]), the RoPE table is stored in
+//!   the model file. The only floating-point code is offline, behind the
+//!   feature `offline` (on by default; the no_std decoder builds without it):
+//!   the float quantizer (`quant::quantize_row_f32`) and the RoPE ROM recipe
+//!   (`rope::build_rope_table`), plus the table generators in `examples/`; they
+//!   use `libm` so that every platform produces the same bits.
 //! * `unsafe` only in two places: the two marker impls that let
 //!   [`bfp::BfpBlock`] live in caller-provided byte buffers (`bytemuck::Pod`),
 //!   and the SIMD backends of [`fast`] (`fast/avx2.rs`, `fast/avx512.rs`),

@@ -152,7 +152,11 @@ impl ApotWeights for DerivedHead<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::dequant;
+
+    /// Real value of one weight (the f64 oracle of SPEC §2.1).
+    fn dequant(q: i8, s1: u8, s2: u8, e_row: i8) -> f64 {
+        f64::from(q) * ((1u32 << s1) + (1u32 << s2)) as f64 * libm::ldexp(1.0, i32::from(e_row))
+    }
 
     /// Every 10-bit code value appears in a group; the derived weight is within
     /// the no-clip half step of the embedding value, and exactly equal when the

@@ -2,8 +2,8 @@
 //!
 //! The heart is [`search_group`], an integer-only exhaustive search over the 36
 //! distinct exponent pairs. It serves both the offline quantizer of float
-//! checkpoints ([`quantize_row_f32`], float used only to turn weights into
-//! integers, deterministically) and the lm_head derivation from the 10-bit
+//! checkpoints (`quantize_row_f32`, feature `offline`: float used only to turn
+//! weights into integers, deterministically) and the lm_head derivation from the 10-bit
 //! embedding ([`crate::lm_head`], integer only).
 
 use crate::format::{ApotGroup, CODE_MAX, CODE_MIN, EXP_MAX};
@@ -190,6 +190,7 @@ pub const fn row_exp_for_int(m: i64) -> i32 {
 
 /// Exponent rule of SPEC §2.2 for a real magnitude: smallest integer `e` with
 /// `3840 * 2^e >= m`. Exact (powers of two are exact in `f64`).
+#[cfg(feature = "offline")]
 pub fn row_exp_for_f64(m: f64) -> i32 {
     if m.is_nan() || m <= 0.0 || !m.is_finite() {
         return 0;
@@ -222,6 +223,7 @@ pub const ROW_EXP_MAX: i32 = 100;
 /// 3. Every group: [`search_group`] with `unit = 2^16`.
 ///
 /// Non-finite weights are treated as zero (the converter rejects them earlier).
+#[cfg(feature = "offline")]
 pub fn quantize_row_f32(w: &[f32], out: &mut [ApotGroup]) -> i8 {
     let m = w
         .iter()
@@ -242,6 +244,7 @@ pub fn quantize_row_f32(w: &[f32], out: &mut [ApotGroup]) -> i8 {
 }
 
 /// Dequantized value of one weight, for tests and the float reference only.
+#[cfg(feature = "offline")]
 pub fn dequant(q: i8, s1: u8, s2: u8, e_row: i8) -> f64 {
     f64::from(q) * ((1u32 << s1) + (1u32 << s2)) as f64 * libm::ldexp(1.0, i32::from(e_row))
 }
@@ -359,6 +362,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "offline")]
     fn row_exponent_rule() {
         assert_eq!(row_exp_for_f64(3840.0), 0);
         assert_eq!(row_exp_for_f64(3840.5), 1);
@@ -381,6 +385,7 @@ mod tests {
     /// is at most that of the smallest scale that does not clip the group, whose
     /// per-weight error is at most half its step (SPEC §2.4).
     #[test]
+    #[cfg(feature = "offline")]
     fn float_row_error_bound() {
         let mut rng = Lcg(99);
         for _ in 0..500 {

@@ -1,19 +1,24 @@
 //! Rotary position embedding, "rotate half" pairing (SPEC §6).
 
-use crate::error::{check_len, check_multiple, check_range};
+#[cfg(feature = "offline")]
+use crate::error::check_range;
+use crate::error::{check_len, check_multiple};
 use crate::round::{round_shift, sat_i16};
 use crate::KernelError;
 
 /// Fractional bits of the cos/sin tables: `i16` in Q14, `[-16384, 16384]`.
 pub const ROPE_FRAC: u32 = 14;
 
-/// Fills the cos and sin tables for positions `0..positions` (SPEC §6.1).
+/// Fills the cos and sin tables for positions `0..positions` (SPEC §6.1): the
+/// recipe of the RoPE ROM.
 ///
 /// Layout: `cos[p * half + i]`, `sin[p * half + i]`, `half = head_dim / 2`.
 /// Entry: `round_half_away(cos(p * theta^(-2i/head_dim)) * 2^14)` computed in
 /// `f64` with `libm` (`pow`, `cos`, `sin`, `round`), so every platform builds
-/// the same table. This is table construction (ROM contents), not run-time
-/// arithmetic.
+/// the same table. This is table construction, offline (feature `offline`):
+/// the converter stores its output in the model file (`rope_rom`, FORMAT §3),
+/// and the decoder reads that ROM; it never runs this.
+#[cfg(feature = "offline")]
 pub fn build_rope_table(
     theta: u32,
     head_dim: usize,
@@ -79,6 +84,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "offline")]
     fn table_entries_match_f64_and_are_in_range() {
         const P: usize = 1024;
         const H: usize = 32;
@@ -102,6 +108,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "offline")]
     fn rotation_matches_f64() {
         let mut cos = [0i16; 200 * 8];
         let mut sin = [0i16; 200 * 8];

@@ -15,6 +15,10 @@
 //!   hash shows that the hash depends on what the kernels computed.
 //! * Nothing here panics on the fixed workload: a kernel error is folded into
 //!   the hash like any other output (and counted, see the unit tests).
+//! * Integer only, like the decoder: [`workload_hash`] contains no floating
+//!   point at all (the freestanding check disassembles it). The offline float
+//!   code — the float quantizer and the RoPE ROM recipe — has its own workload,
+//!   [`offline_workload_hash`] (feature `offline`), run by the std tests only.
 
 use crate::argmax::argmax_i32;
 use crate::attention::{attention, softmax_q15, AttnParams, SCORE_FRAC_MAX};
@@ -25,12 +29,14 @@ use crate::format::{
 };
 use crate::linear::{group_term, linear, linear_rows, rescale};
 use crate::lm_head::{derive_head_group, derive_head_row, derive_head_row_exp, DerivedHead};
-use crate::quant::{
-    dequant, quantize_row_f32, row_exp_for_f64, row_exp_for_int, search_group, search_group_naive,
-};
+#[cfg(feature = "offline")]
+use crate::quant::{dequant, quantize_row_f32, row_exp_for_f64};
+use crate::quant::{row_exp_for_int, search_group, search_group_naive};
 use crate::residual::residual_add;
 use crate::rmsnorm::{inv_rms, rmsnorm, EPS_1E6_Q40};
-use crate::rope::{build_rope_table, rope_apply};
+#[cfg(feature = "offline")]
+use crate::rope::build_rope_table;
+use crate::rope::rope_apply;
 use crate::round::{
     div_round, isqrt_u64, round_shift, sat_bits, sat_i16, sat_i32, sat_i8, shift_round_sat,
 };
@@ -213,6 +219,14 @@ pub fn workload_hash_with_seed(seed: u64) -> u64 {
     run(seed).h.finish()
 }
 
+/// The offline float code's workload (feature `offline`): the float quantizer
+/// and the RoPE ROM recipe, with the fixed seed [`DEFAULT_SEED`]. Not part of
+/// [`workload_hash`], so that hash is the same with and without the feature.
+#[cfg(feature = "offline")]
+pub fn offline_workload_hash() -> u64 {
+    offline_run(DEFAULT_SEED).h.finish()
+}
+
 /// SplitMix64: tiny, full-period, well-mixed for any seed.
 struct Rng(u64);
 
@@ -382,6 +396,22 @@ fn run(seed: u64) -> Run {
     pipeline_section(&mut run);
     // the bookkeeping is an output too: a call that silently changed from Ok to
     // Err changes the hash even if the error were hashed like an Ok.
+    run.h.write_u32(run.calls);
+    run.h.write_u32(run.unexpected);
+    run
+}
+
+#[cfg(feature = "offline")]
+fn offline_run(seed: u64) -> Run {
+    let mut run = Run {
+        h: Fnv64::new(),
+        rng: Rng(seed),
+        calls: 0,
+        unexpected: 0,
+    };
+    run.section("edgedecoding-kernels-offline-selftest-v1");
+    quant_float_section(&mut run);
+    rope_table_section(&mut run);
     run.h.write_u32(run.calls);
     run.h.write_u32(run.unexpected);
     run
@@ -974,6 +1004,13 @@ fn quant_section(run: &mut Run) {
     ] {
         run.h.write_i32(row_exp_for_int(m));
     }
+}
+
+/// The float quantizer (offline): exponent rule of real magnitudes, float rows
+/// with non-finite, zero, extreme, subnormal and half-step entries.
+#[cfg(feature = "offline")]
+fn quant_float_section(run: &mut Run) {
+    run.section("quant-float");
     for m in [
         f64::NAN,
         f64::INFINITY,
@@ -1113,10 +1150,30 @@ fn rmsnorm_section(run: &mut Run) {
     ));
 }
 
-fn rope_section(run: &mut Run) {
-    run.section("rope");
-    const HD: usize = 16;
-    const P: usize = 8;
+/// The RoPE ROM of the integer workload: `build_rope_table(10_000, 16, 8)`,
+/// stored like the model's (SPEC §6.1); `rope_rom_is_its_recipe` checks it.
+const ROPE_HD: usize = 16;
+const ROPE_P: usize = 8;
+const ROPE_COS: [i16; ROPE_P * ROPE_HD / 2] = [
+    16384, 16384, 16384, 16384, 16384, 16384, 16384, 16384, 8852, 15572, 16302, 16376, 16383,
+    16384, 16384, 16384, -6818, 13215, 16057, 16351, 16381, 16384, 16384, 16384, -16220, 9548,
+    15652, 16310, 16377, 16383, 16384, 16384, -10709, 4934, 15091, 16253, 16371, 16383, 16384,
+    16384, 4648, -169, 14378, 16180, 16364, 16382, 16384, 16384, 15731, -5256, 13522, 16090, 16355,
+    16381, 16384, 16384, 12352, -9821, 12531, 15984, 16344, 16380, 16384, 16384,
+];
+const ROPE_SIN: [i16; ROPE_P * ROPE_HD / 2] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 13787, 5095, 1636, 518, 164, 52, 16, 5, 14898, 9685, 3255, 1036, 328,
+    104, 33, 10, 2312, 13314, 4842, 1552, 491, 155, 49, 16, -12399, 15623, 6380, 2067, 655, 207,
+    66, 21, -15711, 16383, 7855, 2580, 819, 259, 82, 26, -4578, 15518, 9251, 3090, 982, 311, 98,
+    31, 10764, 13114, 10555, 3597, 1146, 363, 115, 36,
+];
+
+/// The RoPE ROM recipe (offline): tables of several shapes and its refusals.
+#[cfg(feature = "offline")]
+fn rope_table_section(run: &mut Run) {
+    run.section("rope-table");
+    const HD: usize = ROPE_HD;
+    const P: usize = ROPE_P;
     let mut cos = [0i16; P * HD / 2];
     let mut sin = [0i16; P * HD / 2];
     for (theta, hd, pos) in [(1_000_000, 8, 5), (10_000, 2, 3), (u32::MAX, 4, 2)] {
@@ -1152,6 +1209,13 @@ fn rope_section(run: &mut Run) {
     run.ok(build_rope_table(10_000, HD, P, &mut cos, &mut sin));
     run.h.write_i16s(&cos);
     run.h.write_i16s(&sin);
+}
+
+fn rope_section(run: &mut Run) {
+    run.section("rope");
+    const HD: usize = ROPE_HD;
+    const P: usize = ROPE_P;
+    let (cos, sin) = (&ROPE_COS, &ROPE_SIN);
 
     let mut base = [0i16; 4 * HD];
     for v in base.iter_mut() {
@@ -1551,6 +1615,31 @@ mod tests {
             assert_eq!(r.unexpected, 0, "seed {seed:#x}");
             assert!(r.calls > 300, "{}", r.calls);
         }
+    }
+
+    /// The offline workload: deterministic, seed dependent, every call with its
+    /// intended outcome.
+    #[test]
+    #[cfg(feature = "offline")]
+    fn offline_workload_runs_as_intended() {
+        assert_eq!(offline_workload_hash(), offline_workload_hash());
+        assert_ne!(offline_workload_hash(), workload_hash());
+        for seed in [DEFAULT_SEED, 0, 1, u64::MAX] {
+            let r = offline_run(seed);
+            assert_eq!(r.unexpected, 0, "seed {seed:#x}");
+            assert!(r.calls >= 10, "{}", r.calls);
+        }
+        assert_ne!(offline_run(0).h, offline_run(1).h);
+    }
+
+    /// The integer workload's RoPE ROM is what the recipe builds.
+    #[test]
+    #[cfg(feature = "offline")]
+    fn rope_rom_is_its_recipe() {
+        let mut cos = [0i16; ROPE_P * ROPE_HD / 2];
+        let mut sin = [0i16; ROPE_P * ROPE_HD / 2];
+        build_rope_table(10_000, ROPE_HD, ROPE_P, &mut cos, &mut sin).unwrap();
+        assert_eq!((cos, sin), (ROPE_COS, ROPE_SIN));
     }
 
     #[test]

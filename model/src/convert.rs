@@ -9,8 +9,9 @@ use edgedecoding_kernels::format::{pack_group, packed_codes_len, packed_exps_len
 use edgedecoding_kernels::quant::quantize_row_f32;
 use edgedecoding_kernels::GROUP;
 
-use crate::edq::write::write_edq;
-use crate::edq::{DType, Globals, FORMATS_LEN};
+use crate::config::Config;
+use crate::edq::write::{with_extras, write_edq};
+use crate::edq::{DType, EdqFile, Extras, Globals, FORMATS_LEN};
 use crate::error::{ModelError, TensorName};
 use crate::float_ref::{FloatModel, Stats};
 
@@ -33,6 +34,35 @@ pub struct ConvertOptions {
 
 /// A progress callback: `(stage, done, total)`.
 pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// The RoPE ROM of a config as the `rope_rom` entry stores it (FORMAT.md §3):
+/// the recipe `build_rope_table` (SPEC §6.1) for positions `0..ctx`, the cos
+/// rows then the sin rows, `2 · ctx · head_dim/2` values.
+pub fn rope_rom(c: &Config) -> Result<Vec<i16>, ModelError> {
+    let n = c.ctx * (c.head_dim / 2);
+    let mut rom = vec![0i16; 2 * n];
+    let (cos, sin) = rom.split_at_mut(n);
+    edgedecoding_kernels::rope::build_rope_table(c.rope_theta, c.head_dim, c.ctx, cos, sin)?;
+    Ok(rom)
+}
+
+/// The model file `bytes` with its RoPE ROM: unchanged if it has one, else
+/// rewritten with the recipe's table added (tokenizer and SIMD section kept).
+/// Upgrades files written before the ROM was stored.
+pub fn with_rope_rom(bytes: &[u8]) -> Result<Vec<u8>, ModelError> {
+    let f = EdqFile::parse(bytes)?;
+    if f.rope_rom().is_some() {
+        return Ok(bytes.to_vec());
+    }
+    let rom = rope_rom(&f.config)?;
+    with_extras(
+        bytes,
+        &Extras {
+            rope_rom: Some(bytemuck::cast_slice(&rom)),
+            ..f.extras()
+        },
+    )
+}
 
 /// Largest fraction `f <= 15` with `max * 2^f * headroom <= 32767`.
 pub fn frac_for(max: f32, headroom: f32) -> u32 {
@@ -143,7 +173,8 @@ pub fn emb_exp_for(max: f32) -> i32 {
 /// Converts a float model to `.edq` bytes: calibrates the Q/K/V formats with
 /// the float reference on `opts.calib_tokens`, quantizes every matrix with the
 /// exhaustive APoT search, the embedding to 10 bits, norms and biases to their
-/// fixed-point formats. Same input, same bytes.
+/// fixed-point formats, and stores the RoPE ROM ([`rope_rom`]) and the
+/// tokenizer. Same input, same bytes.
 pub fn quantize_model(
     fm: &FloatModel,
     opts: &ConvertOptions,
@@ -257,12 +288,15 @@ pub fn quantize_model(
         push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down")?;
     }
     progress("quantize", c.n_layers, c.n_layers);
-    if let Some(t) = &opts.tokenizer {
-        owned.push((DType::U8, 1, t.len() as u64, t.clone()));
-    }
     let refs: Vec<(DType, u64, u64, &[u8])> = owned
         .iter()
         .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))
         .collect();
-    write_edq(&c, &globals, &refs, None)
+    let rom = rope_rom(&c)?;
+    let extras = Extras {
+        tokenizer: opts.tokenizer.as_deref(),
+        rope_rom: Some(bytemuck::cast_slice(&rom)),
+        simd: None,
+    };
+    write_edq(&c, &globals, &refs, &extras)
 }

@@ -22,7 +22,7 @@ use edgedecoding_kernels::{ACT_FRAC, TOKENS_PER_PASS};
 use crate::error::ModelError;
 use crate::probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
 use crate::state::State;
-use crate::weights::Model;
+use crate::weights::{Model, RopeRom};
 
 const T: usize = TOKENS_PER_PASS;
 
@@ -198,16 +198,40 @@ impl ApotWeights for Head<'_> {
     }
 }
 
+/// Where the decoder reads the RoPE table (SPEC §6.1).
+enum Rope<'m> {
+    /// The model file's ROM, in place (no copy, no arithmetic).
+    Rom(RopeRom<'m>),
+    /// A file without the ROM, `std` only: the table built once by its recipe
+    /// when the decoder is made (cos rows, then sin rows).
+    #[cfg(feature = "std")]
+    Built(std::vec::Vec<i16>),
+}
+
+impl Rope<'_> {
+    fn table(&self) -> RopeRom<'_> {
+        match self {
+            Rope::Rom(r) => *r,
+            #[cfg(feature = "std")]
+            Rope::Built(v) => RopeRom::from_stored(v),
+        }
+    }
+}
+
 /// An integer decoder over a model and caller-provided state.
 pub struct Decoder<'m, 's, B: Backend = Serial> {
     model: Model<'m>,
     head: Head<'m>,
+    rope: Rope<'m>,
     st: State<'s>,
     backend: B,
 }
 
 impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
     /// Combines a model, its lm_head, a state for the same config and a backend.
+    /// RoPE reads the model's ROM ([`Model::rope`]); a model without one is
+    /// refused with [`ModelError::NoRopeRom`], except in a `std` build, which
+    /// builds the table here from its recipe (SPEC §6.1).
     pub fn new(
         model: Model<'m>,
         head: Head<'m>,
@@ -226,9 +250,17 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 got: (head.rows() as u64, head.cols() as u64),
             });
         }
+        let rope = match model.rope {
+            Some(rom) => Rope::Rom(rom),
+            #[cfg(feature = "std")]
+            None => Rope::Built(crate::convert::rope_rom(&model.config)?),
+            #[cfg(not(feature = "std"))]
+            None => return Err(ModelError::NoRopeRom),
+        };
         Ok(Self {
             model,
             head,
+            rope,
             st: state,
             backend,
         })
@@ -407,6 +439,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         let eps = self.model.globals.eps_q40;
         let st = &mut self.st;
         let be = &self.backend;
+        let rope = self.rope.table();
         let emb = Site::Embedding;
         for (t, &tok) in tokens.iter().enumerate() {
             let row = self.model.row_of_token(tok)?;
@@ -477,10 +510,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
             let vc = &mut st.v_cache[l * cap * kvd..(l + 1) * cap * kvd];
             for t in 0..n {
                 let p = start + t;
-                let (cos, sin) = (
-                    &st.cos[p * half..(p + 1) * half],
-                    &st.sin[p * half..(p + 1) * half],
-                );
+                let (cos, sin) = rope.row(p, half);
                 let krow = &mut kc[p * kvd..(p + 1) * kvd];
                 for (d, &s) in krow.iter_mut().zip(&st.k_new[t * kvd..(t + 1) * kvd]) {
                     *d = sat_i16(s as i64);
@@ -510,12 +540,8 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 for (d, &s) in st.q16.iter_mut().zip(&st.q[t * h..(t + 1) * h]) {
                     *d = sat_i16(s as i64);
                 }
-                rope_apply(
-                    st.q16,
-                    hd,
-                    &st.cos[p * half..(p + 1) * half],
-                    &st.sin[p * half..(p + 1) * half],
-                )?;
+                let (cos, sin) = rope.row(p, half);
+                rope_apply(st.q16, hd, cos, sin)?;
                 tap(probe, at, Stage::QRot, p, 1, &st.q16[..]);
                 be.attention(
                     &params,

@@ -9,8 +9,12 @@
 //! ...  payloads, each at a 64-byte aligned offset, zero padding between
 //! ```
 //!
-//! The checksum is FNV-1a 64 over the whole file with the 8 checksum bytes
-//! taken as zero.
+//! The checksum is FNV-1a 64 over the whole file (the bytes before the SIMD
+//! section, if there is one) with the 8 checksum bytes taken as zero.
+//!
+//! After the layers come up to three optional entries, in this order:
+//! `tokenizer`, `rope_rom` (the RoPE table the decoder reads, SPEC §6.1) and
+//! `simd_panels` (FORMAT.md §3, §6).
 
 use edgedecoding_kernels::format::{packed_codes_len, packed_exps_len};
 
@@ -175,9 +179,37 @@ pub mod slot {
     pub const DOWN: usize = 24;
 }
 
-/// Name of the optional last entry: the tokenizer as a UTF-8 JSON blob
+/// Name of the optional entry holding the tokenizer as a UTF-8 JSON blob
 /// (FORMAT.md §3), so a converted model file is self-contained.
 pub const TOKENIZER_NAME: &str = "tokenizer";
+
+/// Name of the optional entry holding the RoPE ROM (FORMAT.md §3, SPEC §6.1):
+/// i16 Q14, [`rope_rom_shape`] = `2·ctx × head_dim/2`, the cos rows of
+/// positions `0..ctx`, then their sin rows. The decoder reads it in place; it
+/// is the table, the recipe (`build_rope_table`) only says how it was made.
+pub const ROPE_NAME: &str = "rope_rom";
+
+/// `(rows, cols)` of the `rope_rom` entry: `(2·ctx, head_dim/2)`.
+pub const fn rope_rom_shape(c: &Config) -> (u64, u64) {
+    (2 * c.ctx as u64, c.head_dim as u64 / 2)
+}
+
+/// The optional entries after the layers, in the order they must appear
+/// (each at most once).
+const EXTRAS: [&str; 3] = [TOKENIZER_NAME, ROPE_NAME, SIMD_NAME];
+
+/// The optional entries after the layers (FORMAT.md §3, §6): read from a file
+/// ([`EdqFile::extras`]) or given to the writer, which stores them in this
+/// order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras<'b> {
+    /// `tokenizer`: a UTF-8 JSON blob.
+    pub tokenizer: Option<&'b [u8]>,
+    /// `rope_rom`: the RoPE ROM as little-endian i16 ([`rope_rom_shape`]).
+    pub rope_rom: Option<&'b [u8]>,
+    /// `simd_panels`: the SIMD section ([`simd_len`] bytes).
+    pub simd: Option<&'b [u8]>,
+}
 
 /// Name of the optional entry holding every matrix and the derived lm_head in
 /// the CPU's SIMD layout (FORMAT.md §6): loaded zero-copy, no repack at start.
@@ -522,8 +554,9 @@ impl<'a> EdqFile<'a> {
         }
         let n = rd_u32(bytes, 32) as usize;
         let want_n = n_tensors(&config);
-        // optional trailing entries: `tokenizer`, then `simd_panels` (FORMAT.md §3, §6)
-        if n < want_n || n > want_n + 2 {
+        // optional trailing entries: `tokenizer`, `rope_rom`, `simd_panels`
+        // (FORMAT.md §3, §6)
+        if n < want_n || n > want_n + EXTRAS.len() {
             return Err(ModelError::BadHeader {
                 field: "n_tensors (config needs a different count)",
                 value: n as u64,
@@ -545,6 +578,8 @@ impl<'a> EdqFile<'a> {
         };
         let mut prev_end = dir_end;
         let mut prev_name = TensorName::new("directory");
+        // index in EXTRAS of the first optional entry still allowed
+        let mut next_extra = 0;
         for i in 0..n {
             let e = file.raw_entry(i)?;
             let (want_name, want_dt, want_r, want_c) = if i < want_n {
@@ -552,10 +587,36 @@ impl<'a> EdqFile<'a> {
                     field: "n_tensors",
                     value: n as u64,
                 })?
-            } else if i > want_n || (n == want_n + 1 && e.0 == TensorName::new(SIMD_NAME)) {
-                (e.0, DType::U8, 1, simd_len(&config) as u64)
             } else {
-                (TensorName::new(TOKENIZER_NAME), DType::U8, 1, e.3)
+                // an optional entry not yet seen, later than the previous one
+                let Some(k) = EXTRAS
+                    .iter()
+                    .skip(next_extra)
+                    .position(|x| e.0 == TensorName::new(x))
+                    .map(|k| k + next_extra)
+                else {
+                    return Err(match EXTRAS.get(next_extra) {
+                        Some(expected) => ModelError::MissingTensor {
+                            index: i as u32,
+                            expected: TensorName::new(expected),
+                            found: e.0,
+                        },
+                        None => ModelError::BadEntry {
+                            index: i as u32,
+                            name: e.0,
+                            reason: "an entry after simd_panels, which must be last",
+                        },
+                    });
+                };
+                next_extra = k + 1;
+                match EXTRAS[k] {
+                    ROPE_NAME => {
+                        let (r, c) = rope_rom_shape(&config);
+                        (e.0, DType::I16, r, c)
+                    }
+                    SIMD_NAME => (e.0, DType::U8, 1, simd_len(&config) as u64),
+                    _ => (e.0, DType::U8, 1, e.3),
+                }
             };
             if e.0 != want_name {
                 return Err(ModelError::MissingTensor {
@@ -739,11 +800,34 @@ impl<'a> EdqFile<'a> {
         })
     }
 
+    /// The payload of the optional entry `name` (one of the names after the
+    /// layers, FORMAT.md §3), if the file has it.
+    fn extra(&self, name: &str) -> Option<&'a [u8]> {
+        (n_tensors(&self.config)..self.n)
+            .filter_map(|i| self.entry(i).ok())
+            .find(|e| e.name == TensorName::new(name))
+            .map(|e| e.data)
+    }
+
+    /// Every optional entry the file has.
+    pub fn extras(&self) -> Extras<'a> {
+        Extras {
+            tokenizer: self.tokenizer(),
+            rope_rom: self.rope_rom(),
+            simd: self.simd_section(),
+        }
+    }
+
     /// The embedded tokenizer blob, if the file has one.
     pub fn tokenizer(&self) -> Option<&'a [u8]> {
-        let i = n_tensors(&self.config);
-        let e = self.entry(i).ok()?;
-        (e.name == TensorName::new(TOKENIZER_NAME)).then_some(e.data)
+        self.extra(TOKENIZER_NAME)
+    }
+
+    /// The RoPE ROM (`rope_rom`, little-endian i16, cos rows then sin rows;
+    /// [`rope_rom_shape`]), if the file has one (files written before it
+    /// existed do not).
+    pub fn rope_rom(&self) -> Option<&'a [u8]> {
+        self.extra(ROPE_NAME)
     }
 
     /// Number of tensors.
@@ -821,6 +905,19 @@ impl<'a> EdqFile<'a> {
                 });
             }
         }
+        if let Some(rom) = self.rope_rom() {
+            // Q14 in [-16384, 16384] (SPEC §1.2): the bound behind RoPE's 32-bit sums
+            let outside = rom
+                .chunks_exact(2)
+                .map(|w| i16::from_le_bytes([w[0], w[1]]))
+                .any(|v| !(-16384..=16384).contains(&v));
+            if outside {
+                return Err(ModelError::BadValue {
+                    name: TensorName::new(ROPE_NAME),
+                    reason: "RoPE entry outside Q14 [-16384, 16384]",
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -833,51 +930,71 @@ pub mod write {
     use super::*;
 
     /// The file `bytes` (a valid `.edq`) rewritten with the SIMD section
-    /// `simd` (replacing any it had): same tensors, same tokenizer.
+    /// `simd` (replacing any it had): same tensors, same tokenizer and RoPE ROM.
     pub fn with_simd(bytes: &[u8], simd: &[u8]) -> Result<Vec<u8>, ModelError> {
         let f = EdqFile::parse(bytes)?;
-        let keep = n_tensors(&f.config) + f.tokenizer().is_some() as usize;
-        let mut tensors = Vec::with_capacity(keep);
-        for i in 0..keep {
-            let e = f.entry(i)?;
-            tensors.push((e.dtype, e.rows, e.cols, e.data));
-        }
-        write_edq(&f.config, &f.globals, &tensors, Some(simd))
+        rewrite(
+            &f,
+            &Extras {
+                simd: Some(simd),
+                ..f.extras()
+            },
+        )
     }
 
-    /// Serializes tensors given in canonical order. Checks names, types, shapes
-    /// and lengths against the config, so a writer bug cannot produce a file the
-    /// reader would reject.
+    /// The file `bytes` (a valid `.edq`) rewritten with the optional entries
+    /// `extras` instead of its own: same canonical tensors. (A SIMD section
+    /// gets its header filled in again: it names the new file's checksum.)
+    pub fn with_extras(bytes: &[u8], extras: &Extras<'_>) -> Result<Vec<u8>, ModelError> {
+        rewrite(&EdqFile::parse(bytes)?, extras)
+    }
+
+    fn rewrite(f: &EdqFile<'_>, extras: &Extras<'_>) -> Result<Vec<u8>, ModelError> {
+        let tensors = (0..n_tensors(&f.config))
+            .map(|i| f.entry(i).map(|e| (e.dtype, e.rows, e.cols, e.data)))
+            .collect::<Result<Vec<_>, _>>()?;
+        write_edq(&f.config, &f.globals, &tensors, extras)
+    }
+
+    /// Serializes the canonical tensors (in directory order) and the optional
+    /// entries `extras`. Checks names, types, shapes and lengths against the
+    /// config, so a writer bug cannot produce a file the reader would reject.
     ///
-    /// `simd`: the SIMD section (FORMAT.md §6, [`simd_len`] bytes; its 64-byte
-    /// header is filled in here), or `None`.
+    /// `extras.simd`: the SIMD section (FORMAT.md §6, [`simd_len`] bytes; its
+    /// 64-byte header is filled in here).
     pub fn write_edq(
         config: &Config,
         globals: &Globals,
         tensors: &[(DType, u64, u64, &[u8])],
-        simd: Option<&[u8]>,
+        extras: &Extras<'_>,
     ) -> Result<Vec<u8>, ModelError> {
         config.validate()?;
         let n_canon = n_tensors(config);
-        let n = tensors.len() + simd.is_some() as usize;
-        if tensors.len() != n_canon && tensors.len() != n_canon + 1 {
+        if tensors.len() != n_canon {
             return Err(ModelError::BadHeader {
                 field: "tensor count given to writer",
                 value: tensors.len() as u64,
             });
         }
-        let simd_body = simd.unwrap_or(&[]);
-        if simd.is_some() && simd_body.len() != simd_len(config) {
-            return Err(ModelError::BadEntry {
-                index: n as u32 - 1,
-                name: TensorName::new(SIMD_NAME),
-                reason: "payload length does not match the config",
-            });
-        }
+        let simd = extras.simd;
+        let (rope_rows, rope_cols) = rope_rom_shape(config);
+        let optional = [
+            extras.tokenizer.map(|b| (DType::U8, 1, b.len() as u64, b)),
+            extras
+                .rope_rom
+                .map(|b| (DType::I16, rope_rows, rope_cols, b)),
+            simd.map(|b| (DType::U8, 1, simd_len(config) as u64, b)),
+        ];
         let all: Vec<(DType, u64, u64, &[u8])> = tensors
             .iter()
             .copied()
-            .chain(simd.map(|b| (DType::U8, 1, b.len() as u64, b)))
+            .chain(optional.iter().flatten().copied())
+            .collect();
+        let n = all.len();
+        let names: Vec<&str> = EXTRAS
+            .iter()
+            .zip(&optional)
+            .filter_map(|(&name, o)| o.map(|_| name))
             .collect();
         let tensors = &all[..];
         let mut offset = (HEADER_LEN + n * ENTRY_LEN) as u64;
@@ -886,15 +1003,10 @@ pub mod write {
         for (i, &(dt, rows, cols, data)) in tensors.iter().enumerate() {
             let (name, want_dt, wr, wc) = if i < n_canon {
                 tensor_spec(config, i).ok_or(ModelError::Empty)?
-            } else if simd.is_some() && i == n - 1 {
-                (TensorName::new(SIMD_NAME), DType::U8, 1, data.len() as u64)
             } else {
-                (
-                    TensorName::new(TOKENIZER_NAME),
-                    DType::U8,
-                    1,
-                    data.len() as u64,
-                )
+                // the optional entries were built with their own type and shape;
+                // the length check below catches a payload of the wrong size
+                (TensorName::new(names[i - n_canon]), dt, rows, cols)
             };
             if dt != want_dt || (rows, cols) != (wr, wc) {
                 return Err(ModelError::Shape {

@@ -194,6 +194,10 @@ pub enum ModelError {
         /// Bytes given.
         got: u64,
     },
+    /// The model file has no RoPE ROM (`rope_rom`, FORMAT.md §3): it was
+    /// written before the ROM was stored, and this build (no `std`) does no
+    /// floating point to build the table.
+    NoRopeRom,
     /// No tokens were given where at least one is needed.
     Empty,
     /// A request this build or CPU cannot serve (e.g. a forced instruction set).
@@ -238,6 +242,7 @@ impl fmt::Display for ModelError {
                 write!(f, "context full: {pos} positions used + {requested} requested > capacity {capacity}")
             }
             ModelError::StateTooSmall { need, got } => write!(f, "state memory too small: need {need} bytes, got {got}"),
+            ModelError::NoRopeRom => write!(f, "the model file has no RoPE ROM (entry rope_rom; older converters did not write it): convert it again, or run it in a std build, which builds the table from its recipe"),
             ModelError::Empty => write!(f, "no tokens given"),
             ModelError::Unsupported(what) => write!(f, "unsupported: {what}"),
             ModelError::Internal(what) => write!(f, "internal error: {what}"),

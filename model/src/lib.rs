@@ -4,7 +4,8 @@
 //!   slice ([`Model::from_bytes`]), the run state and KV cache live in caller
 //!   memory ([`state_bytes`], [`State::new`]), and [`Decoder`] runs prefill in
 //!   chunks of 8 tokens, incremental decode and accelerator-parity decode with
-//!   the kernels of `edgedecoding-kernels` only. No floating point at run time.
+//!   the kernels of `edgedecoding-kernels` only. No floating point at run time:
+//!   the RoPE table is a ROM read from the model file ([`Model::rope`]).
 //!   Every intermediate of a pass can be observed through a [`Probe`]
 //!   ([`Decoder::prefill_probed`]); normal runs use [`NoProbe`], which costs
 //!   nothing.
@@ -62,4 +63,4 @@ pub use probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
 #[cfg(feature = "alloc")]
 pub use state::StateMem;
 pub use state::{state_bytes, state_bytes_chunked, State, CPU_CHUNK};
-pub use weights::{Layer, LayerFormats, Model};
+pub use weights::{Layer, LayerFormats, Model, RopeRom};

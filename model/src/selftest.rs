@@ -7,7 +7,8 @@ use edgedecoding_kernels::selftest::Fnv64;
 
 use crate::config::Config;
 use crate::decoder::{Decoder, Head, Serial};
-use crate::error::ModelError;
+use crate::edq::{checksum, EdqFile, CHECKSUM_AT, ENTRY_LEN, HEADER_LEN, ROPE_NAME};
+use crate::error::{ModelError, TensorName};
 use crate::state::{state_bytes, State};
 use crate::weights::Model;
 
@@ -66,7 +67,58 @@ pub fn workload() -> Result<u64, ModelError> {
         // errors are part of the contract too
         h.write_u64(matches!(d.decode(9999), Err(ModelError::TokenOutOfRange { .. })) as u64);
     }
+    h.write_u64(file_without_rom_handled()? as u64);
     Ok(h.finish())
+}
+
+const TINY_WORDS: usize = include_bytes!("../data/tiny.edq").len().div_ceil(8);
+
+/// The committed model as a file written before the RoPE ROM was stored
+/// (its last entry, `rope_rom`, removed; checksum resealed) gets the handling
+/// of its build: without `std`, the decoder refuses it with
+/// [`ModelError::NoRopeRom`]; with `std`, it builds the table from the recipe
+/// and decodes exactly as with the ROM. Returns `true` when the build did its
+/// part (the same value in both, so the workload hashes agree).
+pub fn file_without_rom_handled() -> Result<bool, ModelError> {
+    let full = tiny_edq();
+    let f = EdqFile::parse(full)?;
+    let last = f.len() - 1;
+    if f.entry(last)?.name != TensorName::new(ROPE_NAME) {
+        return Ok(false);
+    }
+    let at = HEADER_LEN + last * ENTRY_LEN;
+    let rd = |o: usize| u64::from_le_bytes(full[o..o + 8].try_into().unwrap_or([0; 8]));
+    let end = rd(at + 48) as usize; // the ROM's payload offset: the old file ends there
+    let mut words = [0u64; TINY_WORDS];
+    let old: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut words)[..end];
+    old.copy_from_slice(&full[..end]);
+    old[32..36].copy_from_slice(&(last as u32).to_le_bytes()); // n_tensors
+    old[16..24].copy_from_slice(&(end as u64).to_le_bytes()); // file_len
+    old[at..at + ENTRY_LEN].fill(0);
+    let sum = checksum(old);
+    old[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
+    let m = Model::from_bytes(old)?;
+    if m.rope.is_some() {
+        return Ok(false);
+    }
+    let prompt = [5u32, 17, 250, 3, 99];
+    let mut mem = [0u64; STATE_WORDS];
+    let st = State::new(&m.config, bytemuck::cast_slice_mut(&mut mem))?;
+    match Decoder::new(m, Head::derived(&m)?, st, Serial) {
+        Err(ModelError::NoRopeRom) => Ok(cfg!(not(feature = "std"))),
+        Err(e) => Err(e),
+        Ok(mut built) => {
+            let with_rom = Model::from_bytes(full)?;
+            let mut mem2 = [0u64; STATE_WORDS];
+            let st2 = State::new(&with_rom.config, bytemuck::cast_slice_mut(&mut mem2))?;
+            let mut rom = Decoder::new(with_rom, Head::derived(&with_rom)?, st2, Serial)?;
+            let same = built.prefill(&prompt)? == rom.prefill(&prompt)?
+                && built.logits() == rom.logits()
+                && built.decode(7)? == rom.decode(7)?
+                && built.logits() == rom.logits();
+            Ok(cfg!(feature = "std") && same)
+        }
+    }
 }
 
 /// [`workload`] as a plain hash (an error hashes to 0).

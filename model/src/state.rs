@@ -41,7 +41,6 @@ impl<'s> Arena<'s> {
 #[derive(Clone, Copy, Debug)]
 struct Sizes {
     kv: usize,
-    rope: usize,
     act: usize,
     kvnew: usize,
     ffn: usize,
@@ -55,7 +54,6 @@ impl Sizes {
     const fn of(c: &Config, chunk: usize) -> Self {
         Self {
             kv: c.n_layers * c.ctx * c.kv_dim(),
-            rope: c.ctx * c.head_dim / 2,
             act: chunk * c.hidden,
             kvnew: chunk * c.kv_dim(),
             ffn: chunk * c.ffn,
@@ -67,9 +65,10 @@ impl Sizes {
     }
 }
 
-/// Bytes of state memory a config needs (KV cache, RoPE tables, activations of
-/// one chunk of 8 tokens, logits of 8 tokens), including worst-case alignment
-/// padding. Pass at least this many bytes to [`State::new`].
+/// Bytes of state memory a config needs (KV cache, activations of one chunk of
+/// 8 tokens, logits of 8 tokens), including worst-case alignment padding. Pass
+/// at least this many bytes to [`State::new`]. (The RoPE table is not state:
+/// the decoder reads it from the model file, SPEC §6.1.)
 pub const fn state_bytes(c: &Config) -> usize {
     state_bytes_chunked(c, T)
 }
@@ -86,7 +85,6 @@ pub const fn state_bytes_chunked(c: &Config, chunk: usize) -> usize {
     let s = Sizes::of(c, chunk);
     let slack = 16 * 8; // one alignment pad per buffer at most
     2 * s.kv * 2
-        + 2 * s.rope * 2
         + 5 * s.act * 4
         + 2 * s.kvnew * 4
         + 3 * s.ffn * 4
@@ -102,7 +100,6 @@ pub const fn state_bytes_chunked(c: &Config, chunk: usize) -> usize {
 /// Buffers (shapes in elements):
 /// * `k_cache`, `v_cache`: `(n_layers, ctx, kv_dim)` i16, grouped-query layout
 ///   (2 KV heads for Qwen2.5-0.5B, not widened);
-/// * `cos`, `sin`: `(ctx, head_dim/2)` i16 Q14 RoPE tables;
 /// * `x`: `(8, hidden)` Q12 residual of the current chunk; `xn`, `att`, `proj`
 ///   `(8, hidden)` i32; `q` `(8, hidden)` i32; `k_new`, `v_new` `(8, kv_dim)` i32;
 /// * `gate`, `up`, `ffn_h`: `(8, ffn)` i32; `blocks`: `(8, max(hidden, ffn)/8)` BFP;
@@ -112,8 +109,6 @@ pub struct State<'s> {
     pub(crate) config: Config,
     pub(crate) k_cache: &'s mut [i16],
     pub(crate) v_cache: &'s mut [i16],
-    pub(crate) cos: &'s mut [i16],
-    pub(crate) sin: &'s mut [i16],
     pub(crate) x: &'s mut [i32],
     pub(crate) xn: &'s mut [i32],
     pub(crate) att: &'s mut [i32],
@@ -140,8 +135,8 @@ pub struct State<'s> {
 }
 
 impl<'s> State<'s> {
-    /// Carves the state out of `mem` (at least [`state_bytes`] bytes) and builds
-    /// the RoPE tables (ROM contents, built once with `libm`).
+    /// Carves the state out of `mem` (at least [`state_bytes`] bytes). Integer
+    /// work only (no table is built here: the RoPE ROM is in the model file).
     pub fn new(config: &Config, mem: &'s mut [u8]) -> Result<Self, ModelError> {
         Self::with_chunk(config, mem, T)
     }
@@ -169,8 +164,6 @@ impl<'s> State<'s> {
             config: *config,
             k_cache: a.take(s.kv)?,
             v_cache: a.take(s.kv)?,
-            cos: a.take(s.rope)?,
-            sin: a.take(s.rope)?,
             x: a.take(s.act)?,
             xn: a.take(s.act)?,
             att: a.take(s.act)?,
@@ -191,13 +184,6 @@ impl<'s> State<'s> {
             logits_valid: 0,
             cap: chunk,
         };
-        edgedecoding_kernels::rope::build_rope_table(
-            config.rope_theta,
-            config.head_dim,
-            config.ctx,
-            st.cos,
-            st.sin,
-        )?;
         st.reset();
         Ok(st)
     }

@@ -54,6 +54,34 @@ pub struct Layer<'a> {
     pub down: ApotMatrix<'a>,
 }
 
+/// The RoPE ROM (SPEC §6.1): `cos[p · half + i]` and `sin[p · half + i]`,
+/// `(ctx, head_dim/2)` i16 Q14 each, in `[-16384, 16384]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RopeRom<'a> {
+    /// Cosines, `[ctx][half]`.
+    pub cos: &'a [i16],
+    /// Sines, `[ctx][half]`.
+    pub sin: &'a [i16],
+}
+
+impl<'a> RopeRom<'a> {
+    /// The table stored as one `rope_rom` payload: the cos rows, then the sin
+    /// rows (FORMAT.md §3).
+    pub fn from_stored(cos_then_sin: &'a [i16]) -> Self {
+        let (cos, sin) = cos_then_sin.split_at(cos_then_sin.len() / 2);
+        Self { cos, sin }
+    }
+
+    /// The table rows of position `p`: `(cos, sin)`, `half` values each.
+    #[inline]
+    pub fn row(&self, p: usize, half: usize) -> (&'a [i16], &'a [i16]) {
+        (
+            &self.cos[p * half..(p + 1) * half],
+            &self.sin[p * half..(p + 1) * half],
+        )
+    }
+}
+
 /// A whole integer model borrowing a validated `.edq` file.
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
@@ -67,6 +95,11 @@ pub struct Model<'a> {
     pub final_norm: &'a [i16],
     /// Kept full ids, ascending (`None`: the whole vocabulary is stored).
     pub keep: Option<&'a [u32]>,
+    /// The RoPE ROM stored in the file (`rope_rom`), read in place by the
+    /// decoder; `None` for files written before it was stored (a `std` build
+    /// then builds the table from its recipe, a no_std decoder refuses them
+    /// with [`ModelError::NoRopeRom`]).
+    pub rope: Option<RopeRom<'a>>,
     file: EdqFile<'a>,
 }
 
@@ -93,12 +126,19 @@ impl<'a> Model<'a> {
         } else {
             None
         };
+        let rope = match file.rope_rom() {
+            Some(b) => Some(RopeRom::from_stored(
+                bytemuck::try_cast_slice(b).map_err(|_| ModelError::Misaligned)?,
+            )),
+            None => None,
+        };
         let m = Self {
             config: file.config,
             globals: file.globals,
             emb,
             final_norm,
             keep,
+            rope,
             file,
         };
         for l in 0..m.config.n_layers {

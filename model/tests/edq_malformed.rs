@@ -320,3 +320,120 @@ fn simd_section_is_checked() {
         let _ = parse(&b);
     }
 }
+
+/// The RoPE ROM entry (FORMAT.md §3): stored by the converter, checked for
+/// shape, order and Q14 range, covered by the header checksum (also when a
+/// SIMD section follows it).
+#[test]
+fn rope_rom_entry_is_checked() {
+    use edgedecoding_model::convert::rope_rom;
+    use edgedecoding_model::edq::{write::with_extras, write::with_simd, EdqFile, Extras};
+    use edgedecoding_model::fast::simd_section;
+    use edgedecoding_model::TensorName;
+    let good = tiny_bytes();
+    let f = EdqFile::parse(&good).unwrap();
+    let i = f.len() - 1;
+    assert_eq!(f.entry(i).unwrap().name, TensorName::new("rope_rom"));
+    let cfg = f.config;
+    let stored: Vec<i16> = f
+        .rope_rom()
+        .unwrap()
+        .chunks_exact(2)
+        .map(|w| i16::from_le_bytes([w[0], w[1]]))
+        .collect();
+    assert_eq!(stored, rope_rom(&cfg).unwrap());
+    let off =
+        u64::from_le_bytes(good[entry_at(i) + 48..entry_at(i) + 56].try_into().unwrap()) as usize;
+    // values outside Q14
+    for v in [16385i16, -16385, i16::MIN] {
+        let mut b = good.clone();
+        b[off + 6..off + 8].copy_from_slice(&v.to_le_bytes());
+        reseal(&mut b);
+        assert!(
+            matches!(parse(&b), Err(ModelError::BadValue { reason, .. }) if reason.contains("Q14")),
+            "{v}"
+        );
+    }
+    let mut b = good.clone();
+    b[off + 6..off + 8].copy_from_slice(&(-16384i16).to_le_bytes());
+    reseal(&mut b);
+    parse(&b).unwrap();
+    // not resealed: the checksum covers it
+    let mut b = good.clone();
+    b[off + 1] ^= 1;
+    assert!(matches!(parse(&b), Err(ModelError::Checksum { .. })));
+    // wrong shape
+    let mut b = good.clone();
+    b[entry_at(i) + 36..entry_at(i) + 40].copy_from_slice(&(cfg.ctx as u32).to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(parse(&b), Err(ModelError::Shape { .. })));
+    // unknown name at the optional position
+    let mut b = good.clone();
+    b[entry_at(i) + 7] = b'x';
+    reseal(&mut b);
+    assert!(matches!(
+        parse(&b),
+        Err(ModelError::MissingTensor { expected, .. }) if expected == TensorName::new("tokenizer")
+    ));
+
+    // all three optional entries, then each out of order
+    let m0 = ModelBuf::from_bytes(&good);
+    let sec = simd_section(&m0.model().unwrap(), 2, &mut |_, _| {}).unwrap();
+    let full = with_extras(
+        &good,
+        &Extras {
+            tokenizer: Some(b"{\"x\": 1}"),
+            simd: Some(&sec),
+            ..f.extras()
+        },
+    )
+    .unwrap();
+    let ff = EdqFile::parse(&full).unwrap();
+    let n = ff.len();
+    assert_eq!(ff.tokenizer().unwrap(), b"{\"x\": 1}");
+    assert_eq!(ff.rope_rom(), f.rope_rom());
+    assert!(ff.simd_section().is_some());
+    assert_eq!(with_simd(&full, &sec).unwrap(), full);
+    // with a SIMD section the header checksum covers the bytes before it
+    let simd_at = full.len() - sec.len();
+    let rename = |b: &mut Vec<u8>, k: usize, name: &str| {
+        b[entry_at(k)..entry_at(k) + 32].fill(0);
+        b[entry_at(k)..entry_at(k) + name.len()].copy_from_slice(name.as_bytes());
+        let s = checksum(&b[..simd_at]);
+        b[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&s.to_le_bytes());
+    };
+    let mut b = full.clone();
+    rename(&mut b, n - 2, "tokenizer"); // a second tokenizer in the ROM's place
+    assert!(matches!(
+        parse(&b),
+        Err(ModelError::MissingTensor { expected, .. }) if expected == TensorName::new("rope_rom")
+    ));
+    let mut b = full.clone();
+    rename(&mut b, n - 1, "rope_rom"); // a second ROM in the SIMD section's place
+    reseal(&mut b); // (no SIMD section by name now: the checksum covers all)
+    assert!(matches!(
+        parse(&b),
+        Err(ModelError::MissingTensor { expected, .. }) if expected == TensorName::new("simd_panels")
+    ));
+    // the ROM is before the SIMD section: covered by the header checksum
+    let rom_at = u64::from_le_bytes(
+        full[entry_at(n - 2) + 48..entry_at(n - 2) + 56]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let mut b = full.clone();
+    b[rom_at + 3] ^= 1;
+    assert!(matches!(parse(&b), Err(ModelError::Checksum { .. })));
+
+    // a file without the ROM (written before it was stored) still loads
+    let old = with_extras(
+        &good,
+        &Extras {
+            rope_rom: None,
+            ..f.extras()
+        },
+    )
+    .unwrap();
+    let buf = ModelBuf::from_bytes(&old);
+    assert!(buf.model().unwrap().rope.is_none());
+}

@@ -7,11 +7,16 @@
 //! Then reads the executable's ELF headers to show it is fully static and links
 //! no C library.
 //!
+//! A second test disassembles the executable and fails if any floating-point
+//! arithmetic, comparison or conversion instruction is in it (SPEC §6.1: the run
+//! time is integer-only, the RoPE table is a ROM read from the model file).
+//!
 //! The inner build uses its own target directory (`no_std-check/target`), so it
-//! does not wait on the lock of the outer build.
+//! does not wait on the lock of the outer build; both tests share one build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use edgedecoding_kernels::selftest;
 
@@ -32,19 +37,42 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The std workloads, their combination, and the freestanding executable built
+/// with that combination as its expected hash (built once per test process).
+struct Built {
+    workloads: Vec<(&'static str, u64)>,
+    combined: u64,
+    exe: PathBuf,
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let workloads = std_workloads();
+        let hashes: Vec<u64> = workloads.iter().map(|&(_, h)| h).collect();
+        let combined = selftest::combine(&hashes);
+        let check_dir = repo_root().join("no_std-check");
+        let target_dir = check_dir.join("target");
+        let exe = build_freestanding(&check_dir, &target_dir, combined);
+        Built {
+            workloads,
+            combined,
+            exe,
+        }
+    })
+}
+
 #[test]
 fn freestanding_binary_computes_the_std_hash() {
-    let workloads = std_workloads();
-    let hashes: Vec<u64> = workloads.iter().map(|&(_, h)| h).collect();
-    let combined = selftest::combine(&hashes);
-
-    let root = repo_root();
-    let check_dir = root.join("no_std-check");
-    let target_dir = check_dir.join("target");
-    let exe = build_freestanding(&check_dir, &target_dir, combined);
+    let Built {
+        workloads,
+        combined,
+        exe,
+    } = built();
+    let (combined, root) = (*combined, repo_root());
 
     // --- run it -----------------------------------------------------------
-    let run = Command::new(&exe)
+    let run = Command::new(exe)
         .env_clear()
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
@@ -69,7 +97,7 @@ fn freestanding_binary_computes_the_std_hash() {
         "the freestanding binary did not exit 0 (1 = hash mismatch, 3 = no expected \
          hash compiled in, 101 = panic)\n{report}"
     );
-    for (name, h) in &workloads {
+    for (name, h) in workloads {
         let want = format!("{name}-hash=0x{h:016x}");
         assert!(
             stdout.lines().any(|l| l.trim() == want),
@@ -83,8 +111,7 @@ fn freestanding_binary_computes_the_std_hash() {
     );
 
     // --- it links no C library ---------------------------------------------
-    let bytes =
-        std::fs::read(&exe).unwrap_or_else(|e| panic!("cannot read {}: {e}", exe.display()));
+    let bytes = std::fs::read(exe).unwrap_or_else(|e| panic!("cannot read {}: {e}", exe.display()));
     let mut failures = elf_failures(&bytes);
     for needle in ["GLIBC", "libc.so", "ld-linux"] {
         if find(&bytes, needle.as_bytes()).is_some() {
@@ -120,6 +147,369 @@ fn elf_checks_reject_an_ordinary_std_executable() {
         "{} passed the freestanding checks although it links the C library",
         me.display()
     );
+}
+
+/// Issue 15, SPEC §6.1: the decoder's run time does no floating-point
+/// arithmetic. The freestanding executable holds the kernels' self-test and
+/// the model's workload (load a model file, prefill, decode, parity decode): its
+/// whole code — a superset of what the decoder's entry points reach — must
+/// contain no x87, SSE or AVX floating-point arithmetic, comparison or
+/// conversion instruction. (Integer SIMD, moves, shuffles and bit logic on
+/// xmm registers are allowed: they are not floating point.)
+#[test]
+fn freestanding_binary_has_no_floating_point_instructions() {
+    let exe = &built().exe;
+    let objdump = find_objdump();
+    let listing = disassemble(&objdump, exe);
+    let funcs = listing.iter().filter(|l| l.is_function_start()).count();
+    let insns = listing.len() - funcs;
+    // the decoder is really in there (a listing of something else proves nothing)
+    let symbols: Vec<&str> = listing
+        .iter()
+        .filter(|l| l.is_function_start())
+        .map(|l| l.func.as_str())
+        .collect();
+    for want in ["_start", "edgedecoding_model::", "edgedecoding_kernels::"] {
+        assert!(
+            symbols.iter().any(|s| s.contains(want)),
+            "{} has no function named like {want:?}: is this the freestanding check?",
+            exe.display()
+        );
+    }
+    assert!(insns > 10_000, "only {insns} instructions disassembled");
+    // and no float library in the no_std dependency graph (its own lock file
+    // lists exactly the packages the freestanding build resolves)
+    let lock = repo_root().join("no_std-check").join("Cargo.lock");
+    let text = std::fs::read_to_string(&lock)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", lock.display()));
+    let packages = lock_packages(&text);
+    assert!(
+        !packages.iter().any(|(n, _)| n == "libm"),
+        "{} lists libm: the no_std build of kernels/model must not depend on it \
+         (keep it behind the kernels' `offline` feature and the model's `std`)",
+        lock.display()
+    );
+
+    let hits: Vec<&Insn> = listing
+        .iter()
+        .filter(|l| is_float_insn(&l.mnemonic, &l.operands))
+        .collect();
+    if !hits.is_empty() {
+        let mut by_func: Vec<(&str, Vec<&Insn>)> = Vec::new();
+        for h in &hits {
+            match by_func.iter_mut().find(|(f, _)| *f == h.func) {
+                Some((_, v)) => v.push(h),
+                None => by_func.push((&h.func, vec![h])),
+            }
+        }
+        by_func.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        let mut mnems: Vec<(&str, usize)> = Vec::new();
+        for h in &hits {
+            match mnems.iter_mut().find(|(m, _)| *m == h.mnemonic) {
+                Some((_, n)) => *n += 1,
+                None => mnems.push((&h.mnemonic, 1)),
+            }
+        }
+        mnems.sort_by_key(|&(m, n)| (std::cmp::Reverse(n), m));
+        let mut report = String::new();
+        for (f, v) in &by_func {
+            report.push_str(&format!("\n  {:4} in {f}", v.len()));
+            for h in v.iter().take(3) {
+                report.push_str(&format!("\n         {}", h.text));
+            }
+        }
+        panic!(
+            "{} floating-point instructions in {} ({} functions, {insns} instructions \
+             disassembled by {}), the run time must be integer-only (SPEC §6.1):\n  by \
+             mnemonic: {}\n  by function (first 3 of each):{report}",
+            hits.len(),
+            exe.display(),
+            by_func.len(),
+            objdump.display(),
+            mnems
+                .iter()
+                .map(|(m, n)| format!("{m} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    eprintln!(
+        "ok: {insns} instructions in {funcs} functions of {}, none floating point",
+        exe.display()
+    );
+}
+
+/// The classifier on instructions as GNU objdump and llvm-objdump print them.
+#[test]
+fn float_classifier_knows_float_from_integer() {
+    let float = [
+        ("addsd", "%xmm1,%xmm0"),
+        ("mulsd", "0x8(%rsp),%xmm2"),
+        ("vmulpd", "%ymm1,%ymm2,%ymm3"),
+        ("sqrtsd", "%xmm0,%xmm0"),
+        ("divss", "%xmm1,%xmm0"),
+        ("maxsd", "%xmm1,%xmm0"),
+        ("ucomisd", "%xmm1,%xmm0"),
+        ("vcomiss", "%xmm1,%xmm0"),
+        ("cmpltsd", "%xmm1,%xmm0"),
+        ("vcmpps", "$0x1,%zmm1,%zmm2,%k1"),
+        ("cvtsi2sd", "%rax,%xmm0"),
+        ("cvtsi2sdl", "(%rdi),%xmm0"),
+        ("cvttsd2si", "%xmm0,%rax"),
+        ("vcvtdq2ps", "%ymm0,%ymm1"),
+        ("vfmadd231sd", "%xmm2,%xmm1,%xmm0"),
+        ("vfnmsub132ps", "%zmm2,%zmm1,%zmm0"),
+        ("roundsd", "$0x4,%xmm1,%xmm0"),
+        ("vrndscalesd", "$0x4,%xmm1,%xmm0,%xmm0"),
+        ("vscalefsd", "%xmm1,%xmm0,%xmm0"),
+        ("fadd", "%st(1),%st"),
+        ("faddp", "%st,%st(1)"),
+        ("fldt", "0x10(%rsp)"),
+        ("fildll", "(%rax)"),
+        ("fistpll", "(%rax)"),
+        ("fmull", "0x8(%rsp)"),
+        ("fsqrt", ""),
+        ("fxch", "%st(1)"),
+        ("fnstcw", "(%rsp)"),
+    ];
+    let integer = [
+        ("vpmaddwd", "%zmm1,%zmm2,%zmm3"),
+        ("vpdpbusd", "%zmm1,%zmm2,%zmm3"),
+        ("vpdpwssd", "%zmm1,%zmm2,%zmm3"),
+        ("vpminsd", "%ymm1,%ymm2,%ymm3"),
+        ("pmaxsd", "%xmm1,%xmm0"),
+        ("paddd", "%xmm1,%xmm0"),
+        ("pxor", "%xmm0,%xmm0"),
+        ("xorps", "%xmm0,%xmm0"),
+        ("movaps", "%xmm0,(%rsp)"),
+        ("movups", "(%rsi),%xmm0"),
+        ("movsd", "(%rsi),%xmm0"),
+        ("movq", "%xmm0,%rax"),
+        ("shufps", "$0x88,%xmm1,%xmm0"),
+        ("pshufd", "$0x4e,%xmm0,%xmm1"),
+        ("cmpsb", "%es:(%rdi),%ds:(%rsi)"),
+        ("movsl", "%ds:(%rsi),%es:(%rdi)"),
+        ("cqto", ""),
+        ("cltq", ""),
+        ("imul", "%rcx,%rax"),
+        ("addsd", "%rax,%rbx"), // not a real instruction: no xmm operand
+    ];
+    for (m, o) in float {
+        assert!(
+            is_float_insn(m, o),
+            "{m} {o} should count as floating point"
+        );
+    }
+    for (m, o) in integer {
+        assert!(!is_float_insn(m, o), "{m} {o} is not floating point");
+    }
+    let l = parse_listing(
+        "\n0000000000401000 <_start>:\n  401000:\txor    %ebp,%ebp\n  401002:\trep stos %al,%es:(%rdi)\n\n\
+         0000000000401010 <f>:\n  401010: \tcvtsi2sdq\t%rax, %xmm0\n",
+    );
+    let insns: Vec<(&str, &str, &str)> = l
+        .iter()
+        .filter(|i| !i.is_function_start())
+        .map(|i| (i.func.as_str(), i.mnemonic.as_str(), i.operands.as_str()))
+        .collect();
+    assert_eq!(
+        insns,
+        [
+            ("_start", "xor", "%ebp,%ebp"),
+            ("_start", "stos", "%al,%es:(%rdi)"),
+            ("f", "cvtsi2sdq", "%rax, %xmm0"),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Disassembly: objdump's text listing, parsed just enough to name each
+// instruction's function, mnemonic and operands.
+
+/// An objdump that runs: `$OBJDUMP`, `objdump` or `llvm-objdump` on the PATH,
+/// or the `llvm-objdump` of rustup's `llvm-tools` component. Fails the test
+/// with instructions if there is none.
+fn find_objdump() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("OBJDUMP").filter(|p| !p.is_empty()) {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push("objdump".into());
+    candidates.push("llvm-objdump".into());
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    if let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() {
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if let Ok(dirs) = std::fs::read_dir(sysroot.join("lib").join("rustlib")) {
+            for d in dirs.flatten() {
+                candidates.push(d.path().join("bin").join("llvm-objdump"));
+            }
+        }
+    }
+    for c in &candidates {
+        let ok = Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return c.clone();
+        }
+    }
+    panic!(
+        "no disassembler found (tried {}): this test needs objdump to inspect the \
+         freestanding executable. Install GNU binutils (`apt-get install binutils`) or \
+         LLVM's (`rustup component add llvm-tools`), or set OBJDUMP=/path/to/objdump",
+        candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+/// One line of the listing: an instruction, or (empty mnemonic) the start of
+/// a function.
+struct Insn {
+    func: String,
+    mnemonic: String,
+    operands: String,
+    text: String,
+}
+
+impl Insn {
+    fn is_function_start(&self) -> bool {
+        self.mnemonic.is_empty()
+    }
+}
+
+/// `objdump -d` of every executable section, AT&T syntax, demangled names.
+fn disassemble(objdump: &Path, exe: &Path) -> Vec<Insn> {
+    let out = Command::new(objdump)
+        .args(["-d", "--no-show-raw-insn", "--demangle"])
+        .arg(exe)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", objdump.display()));
+    assert!(
+        out.status.success(),
+        "{} -d {} failed ({}):\n{}",
+        objdump.display(),
+        exe.display(),
+        out.status,
+        indent(&String::from_utf8_lossy(&out.stderr))
+    );
+    parse_listing(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Instruction prefixes objdump may print before the mnemonic.
+const PREFIXES: [&str; 22] = [
+    "lock", "rep", "repz", "repnz", "repe", "repne", "data16", "data32", "addr32", "cs", "ds",
+    "es", "fs", "gs", "ss", "notrack", "bnd", "xacquire", "xrelease", "{vex}", "{vex3}", "{evex}",
+];
+
+fn parse_listing(text: &str) -> Vec<Insn> {
+    let mut out = Vec::new();
+    let mut func = String::new();
+    for line in text.lines() {
+        // "0000000000401000 <_start>:" starts a function
+        if let Some(rest) = line.strip_suffix(">:") {
+            if let Some((addr, name)) = rest.split_once(" <") {
+                if !addr.is_empty() && addr.chars().all(|c| c.is_ascii_hexdigit()) {
+                    func = name.to_string();
+                    out.push(Insn {
+                        func: func.clone(),
+                        mnemonic: String::new(),
+                        operands: String::new(),
+                        text: line.to_string(),
+                    });
+                    continue;
+                }
+            }
+        }
+        // "  401000:\txor    %ebp,%ebp" is an instruction
+        let Some((addr, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let addr = addr.trim();
+        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let mut words = rest.split_whitespace().peekable();
+        while words
+            .peek()
+            .is_some_and(|w| PREFIXES.contains(w) || w.starts_with("rex"))
+        {
+            words.next();
+        }
+        let Some(mnemonic) = words.next() else {
+            continue;
+        };
+        let operands = words.collect::<Vec<_>>().join(" ");
+        let operands = operands.split('#').next().unwrap_or("").trim().to_string();
+        out.push(Insn {
+            func: func.clone(),
+            mnemonic: mnemonic.to_string(),
+            operands,
+            text: format!("{}: {}", addr, rest.trim()),
+        });
+    }
+    out
+}
+
+/// x87 mnemonics (AT&T may append an operand-size letter: s, l, t, ll).
+const X87: [&str; 62] = [
+    "f2xm1", "fabs", "fadd", "faddp", "fbld", "fbstp", "fchs", "fcom", "fcomp", "fcompp", "fcomi",
+    "fcomip", "fcos", "fdecstp", "fdiv", "fdivp", "fdivr", "fdivrp", "ffree", "fiadd", "ficom",
+    "ficomp", "fidiv", "fidivr", "fild", "fimul", "fincstp", "fist", "fistp", "fisttp", "fisub",
+    "fisubr", "fld", "fld1", "fldcw", "fldl2e", "fldl2t", "fldlg2", "fldln2", "fldpi", "fldz",
+    "fmul", "fmulp", "fnstcw", "fnstsw", "fpatan", "fprem", "fprem1", "fptan", "frndint", "fscale",
+    "fsin", "fsincos", "fsqrt", "fst", "fstp", "fsub", "fsubp", "fsubr", "fsubrp", "fxch", "fyl2x",
+];
+
+/// Roots of SSE/AVX floating-point arithmetic and comparison (followed by a
+/// type suffix ss, sd, ps, pd, sh or ph; an optional `v` before).
+const FP_ROOTS: [&str; 28] = [
+    "add", "sub", "mul", "div", "min", "max", "sqrt", "rsqrt", "rcp", "rcp14", "rsqrt14", "rcp28",
+    "rsqrt28", "round", "rndscale", "hadd", "hsub", "addsub", "dp", "dpbf16", "scalef", "getexp",
+    "getmant", "reduce", "range", "fixupimm", "comi", "ucomi",
+];
+
+/// Whether an instruction (AT&T syntax) is floating-point arithmetic,
+/// comparison or conversion: any x87 instruction; an SSE/AVX instruction on
+/// float types (`cvt*`, FMA, or an arithmetic or comparison root with a float
+/// suffix) with an xmm/ymm/zmm operand. Integer SIMD (`p…`, VNNI), moves,
+/// shuffles and bit logic are not.
+fn is_float_insn(mnemonic: &str, operands: &str) -> bool {
+    let m = mnemonic;
+    if m.starts_with("fcmov") || m.starts_with("fucom") {
+        return true;
+    }
+    if X87.iter().any(|&x| {
+        m.strip_prefix(x)
+            .is_some_and(|s| ["", "s", "l", "t", "ll"].contains(&s))
+    }) {
+        return true;
+    }
+    if !["%xmm", "%ymm", "%zmm"]
+        .iter()
+        .any(|r| operands.contains(r))
+    {
+        return false;
+    }
+    let vex = m.starts_with('v');
+    let base = m.strip_prefix('v').unwrap_or(m);
+    if base.starts_with("cvt") {
+        return true;
+    }
+    if vex
+        && ["fmadd", "fmsub", "fnmadd", "fnmsub"]
+            .iter()
+            .any(|f| base.starts_with(f))
+    {
+        return true;
+    }
+    ["ss", "sd", "ps", "pd", "sh", "ph"].iter().any(|suffix| {
+        base.strip_suffix(suffix)
+            .is_some_and(|root| FP_ROOTS.contains(&root) || root.starts_with("cmp"))
+    })
 }
 
 /// `cargo build --release` of `no_std-check` with the expected hash; returns
@@ -343,7 +733,7 @@ fn elf_failures_inner(bytes: &[u8]) -> Result<Vec<String>, String> {
 
 /// `no_std-check` has its own `Cargo.lock`. The proof is only about the same
 /// source if both builds compile the same versions of the shared dependencies
-/// (`libm` computes the RoPE table and the float quantizer).
+/// (`bytemuck`, `cpufeatures`).
 fn check_lockfiles_agree(root: &Path) {
     let read = |p: PathBuf| {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))

@@ -6,15 +6,15 @@ use anyhow::{bail, Context, Result};
 use edgedecoding_kernels::attention::AttnParams;
 use edgedecoding_kernels::bfp::BfpBlock;
 use edgedecoding_kernels::format::ApotWeights;
-use edgedecoding_kernels::rope::build_rope_table;
 use edgedecoding_kernels::tables::{EXP2_NEG_Q15, SIGMOID_Q15};
 use edgedecoding_kernels::TOKENS_PER_PASS;
+use edgedecoding_model::convert::rope_rom;
 use edgedecoding_model::edq::{n_global, PER_LAYER};
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::owned::OwnedHead;
 use edgedecoding_model::parallel::Threaded;
 use edgedecoding_model::ModelError;
-use edgedecoding_model::{Backend, Decoder, Head, MatId, Model, State, StateMem};
+use edgedecoding_model::{Backend, Decoder, Head, MatId, Model, RopeRom, State, StateMem};
 use serde_json::{json, Map};
 
 use crate::layer::ChunkCapture;
@@ -135,10 +135,20 @@ fn rom_tables(suite: &mut Suite, model: &Model<'_>) -> Result<()> {
     )?;
     let cfg = model.config;
     let half = cfg.head_dim / 2;
-    let mut cos = vec![0i16; cfg.ctx * half];
-    let mut sin = vec![0i16; cfg.ctx * half];
-    build_rope_table(cfg.rope_theta, cfg.head_dim, cfg.ctx, &mut cos, &mut sin)?;
-    for (name, t, f) in [("rope_cos_q14", &cos, "cos"), ("rope_sin_q14", &sin, "sin")] {
+    // the model file's ROM, which the decoder reads (SPEC §6.1); for a file
+    // written before it was stored, its recipe (the same bits)
+    let built;
+    let rom = match model.rope {
+        Some(rom) => rom,
+        None => {
+            built = rope_rom(&cfg)?;
+            RopeRom::from_stored(&built)
+        }
+    };
+    for (name, t, f) in [
+        ("rope_cos_q14", rom.cos, "cos"),
+        ("rope_sin_q14", rom.sin, "sin"),
+    ] {
         let mut c = Case::at("rom", name, "rom");
         c.param("positions", cfg.ctx)
             .param("half", half)
