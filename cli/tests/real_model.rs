@@ -115,7 +115,19 @@ fn cli_errors_are_one_line() {
         let out = Command::new(exe).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        // informational `[...]` lines (e.g. the built-in model's notice) may
+        // come first; then exactly one `error: ` line
+        assert!(
+            err.lines()
+                .take_while(|l| !l.starts_with("error: "))
+                .all(|l| l.starts_with('[')),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
