@@ -40,6 +40,7 @@ pub mod residual;
 pub mod rmsnorm;
 pub mod rope;
 pub mod round;
+#[cfg(any(test, feature = "selftest"))]
 pub mod selftest;
 pub mod silu;
 pub mod tables;

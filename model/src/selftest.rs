@@ -3,6 +3,7 @@
 //! (`model/data/tiny.edq`); the test `tests/tiny_fixture.rs` regenerates it
 //! with the built-in generator and requires identical bytes.
 
+#[cfg(feature = "selftest")]
 use edgedecoding_kernels::selftest::Fnv64;
 
 use crate::config::Config;
@@ -31,6 +32,7 @@ pub fn tiny_edq() -> &'static [u8] {
 
 const STATE_WORDS: usize = state_bytes(&TINY_CONFIG).div_ceil(8);
 
+#[cfg(feature = "selftest")]
 /// Prefill of 11 tokens, 6 incremental decode steps, and the same in a second
 /// state with accelerator-parity decode; every logit, token and KV-cache entry
 /// goes into an FNV-1a hash. `Err` only if the committed model is broken.
@@ -122,6 +124,7 @@ pub fn file_without_rom_handled() -> Result<bool, ModelError> {
 }
 
 /// [`workload`] as a plain hash (an error hashes to 0).
+#[cfg(feature = "selftest")]
 pub fn workload_hash() -> u64 {
     workload().unwrap_or(0)
 }

@@ -30,6 +30,17 @@ fn std_workloads() -> Vec<(&'static str, u64)> {
     ]
 }
 
+/// Known answers, pinned (RustCrypto style): the std build's workload hashes
+/// must not drift silently — a change here is a change of the kernels' or the
+/// decoder's bits (or of the self-test itself) and must be explained.
+#[test]
+fn selftest_hashes_are_pinned() {
+    let w = std_workloads();
+    assert_eq!(w[0], ("kernels", 0x7e77_2eca_fdfa_1000));
+    assert_eq!(w[1], ("model", 0x90f2_d18f_18b1_c9b0));
+    assert_eq!(selftest::combine(&[w[0].1, w[1].1]), 0xe762_8f2a_f898_7f41);
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
