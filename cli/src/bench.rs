@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use edgedecoding_kernels::fast::Isa;
-use edgedecoding_model::{Backend, Decoder, Head, State, StateMem};
+use edgedecoding_model::{Decoder, Head, State, StateMem};
+use edgedecoding_runtime::bench::{prompt as bench_prompt, time_run};
 use serde_json::json;
 
 use crate::source::{self, Loaded};
@@ -99,27 +100,6 @@ pub fn read_bandwidth(threads: usize) -> f64 {
     best
 }
 
-fn time_run<B: Backend>(
-    d: &mut Decoder<'_, '_, B>,
-    prompt: &[u32],
-    first: u32,
-    decode: usize,
-) -> Result<(f64, f64)> {
-    d.reset();
-    let t0 = Instant::now();
-    let mut next = if prompt.is_empty() {
-        d.prefill(&[first])?
-    } else {
-        d.prefill(prompt)?
-    };
-    let tp = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    for _ in 0..decode {
-        next = d.decode(next)?;
-    }
-    Ok((tp, t1.elapsed().as_secs_f64()))
-}
-
 /// Wall time of `edgedecoding generate -n 1` on `path` in a new process (the
 /// file in the page cache): load, validate, tokenize, prefill, first token.
 fn cold_start(path: &Path, threads: usize, isa: Isa) -> Result<f64> {
@@ -154,9 +134,7 @@ pub fn run(l: &Loaded, o: &Opts) -> Result<()> {
     if o.reps == 0 {
         bail!("-r must be at least 1");
     }
-    let prompt: Vec<u32> = (0..o.prefill)
-        .map(|i| model.token_of_row((i * 7919) % c.n_kept))
-        .collect();
+    let prompt = bench_prompt(&model, o.prefill);
     let mut rows: Vec<Row> = vec![];
     let mut extra = vec![];
     for &t in &o.threads {

@@ -1,9 +1,7 @@
 //! `edgedecoding`: run, convert, benchmark and inspect the integer model.
 
 mod bench;
-mod convert;
 mod source;
-mod text;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -13,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgedecoding_kernels::argmax::argmax_i32;
 use edgedecoding_model::float_ref::FloatModel;
+use edgedecoding_runtime::text;
 
 use source::{Builtin, Loaded};
 

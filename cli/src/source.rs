@@ -1,4 +1,5 @@
-//! Where a model comes from: a `.edq` file or the built-in generator.
+//! Where a model comes from: a `.edq` file, a checkpoint converted on the fly
+//! (both through `edgedecoding_runtime::source`) or the built-in generator.
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,13 @@ use edgedecoding_model::builtin::{float_model, generate};
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_model::owned::ModelBuf;
-use edgedecoding_model::{Backend, Config, Decoder, Head, Model, State, StateMem, CPU_CHUNK};
+use edgedecoding_model::{Config, Model};
+use edgedecoding_runtime::convert;
+use edgedecoding_runtime::text::Tokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::convert;
-use crate::text::{ByteTokenizer, IdTokenizer, QwenTokenizer, Tokenizer};
+pub use edgedecoding_runtime::source::{cpu_decoder, state_mem};
+
 use crate::ModelArgs;
 
 /// Built-in model sizes.
@@ -50,23 +53,6 @@ impl Builtin {
             Builtin::Full => Config::qwen2_5_0_5b(1024),
         }
     }
-}
-
-/// State memory for the CPU decoder of `model` (prefill chunks of
-/// [`CPU_CHUNK`] tokens: each weight streamed once per 64 prompt tokens).
-pub fn state_mem(model: &Model<'_>) -> StateMem {
-    StateMem::with_chunk(&model.config, CPU_CHUNK)
-}
-
-/// The CPU decoder: `model` with its derived lm_head, state in `mem`
-/// ([`state_mem`]), backend `be` (normally [`Loaded::backend`]).
-pub fn cpu_decoder<'m, 's, B: Backend>(
-    model: Model<'m>,
-    mem: &'s mut StateMem,
-    be: B,
-) -> Result<Decoder<'m, 's, B>> {
-    let st = State::with_chunk(&model.config, mem.bytes(), CPU_CHUNK)?;
-    Ok(Decoder::new(model, Head::derived(&model)?, st, be)?)
 }
 
 /// A loaded model with its tokenizer.
@@ -140,28 +126,34 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
     let mut bpe = None;
     let (name, buf, builtin) = match &m.model {
         Some(p) => {
-            if !p.exists() {
-                bail!("{}: no such file or folder", p.display());
+            let opts = convert::Opts {
+                ctx: m.ctx,
+                keep_vocab: m.keep_vocab,
+                output_head: m.output_head,
+                threads: m.threads,
+            };
+            let t0 = std::time::Instant::now();
+            let pb = bar(1, "load");
+            let opened =
+                edgedecoding_runtime::source::open(p, &opts, &mut |stage, done, total| {
+                    pb.set_message(stage.to_string());
+                    pb.set_length(total.max(1) as u64);
+                    pb.set_position(done as u64);
+                })?;
+            pb.finish_and_clear();
+            if opened.converted {
+                eprintln!(
+                    "[converted {} in {:.1} s: {:.1} MB]",
+                    p.display(),
+                    t0.elapsed().as_secs_f64(),
+                    opened.buf.bytes().len() as f64 / 1e6
+                );
             }
-            // a checkpoint (GGUF or Hugging Face folder) is converted; anything
-            // else must be a .edq file
-            if edgedecoding_checkpoint::detect(p).is_ok() {
-                let opts = convert::Opts {
-                    ctx: m.ctx,
-                    keep_vocab: m.keep_vocab,
-                    output_head: m.output_head,
-                    threads: m.threads,
-                };
-                let (bytes, fm, tok) = convert::convert(p, &opts)?;
-                if want_float {
-                    float = Some(fm);
-                }
-                bpe = Some(tok);
-                (p.display().to_string(), ModelBuf::from_bytes(&bytes), None)
-            } else {
-                let buf = ModelBuf::map(p).with_context(|| format!("reading {}", p.display()))?;
-                (p.display().to_string(), buf, None)
+            if want_float {
+                float = opened.float;
             }
+            bpe = opened.bpe;
+            (p.display().to_string(), opened.buf, None)
         }
         None => {
             let b = m.builtin;
@@ -196,23 +188,12 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
     // validate now so errors name the file
     buf.model().with_context(|| format!("loading {name}"))?;
     let model = buf.model()?;
-    if bpe.is_none() {
-        if let Some(blob) = model.file().tokenizer() {
-            bpe = Some(
-                edgedecoding_tokenizer::Tokenizer::from_blob(blob)
-                    .with_context(|| format!("tokenizer of {name}"))?,
-            );
-        }
-    }
-    let tok: Box<dyn Tokenizer> = match (bpe, ByteTokenizer::for_vocab(model.config.vocab)) {
-        (Some(t), _) => Box::new(QwenTokenizer(t, model.keep.map(|k| k.to_vec()))),
-        (None, Ok(t)) => Box::new(t),
-        (None, Err(_)) => Box::new(IdTokenizer),
-    };
+    let tok = edgedecoding_runtime::source::tokenizer(&model, bpe)
+        .with_context(|| format!("tokenizer of {name}"))?;
     let path = m
         .model
         .clone()
-        .filter(|p| p.is_file() && edgedecoding_checkpoint::detect(p).is_err());
+        .filter(|p| p.is_file() && !edgedecoding_runtime::source::is_checkpoint(p));
     Ok(Loaded {
         name,
         path,

@@ -1,15 +1,24 @@
-//! Tokenizers, sampling and log-likelihoods for the CLI.
+//! Tokenizers, sampling and log-likelihoods (moved from the CLI: every face
+//! tokenizes, samples and scores the same way).
 
 use anyhow::{bail, Result};
 use edgedecoding_model::Model;
 
 /// Text <-> token ids.
-pub trait Tokenizer {
+pub trait Tokenizer: Send + Sync {
     /// Encodes text.
     fn encode(&self, text: &str) -> Vec<u32>;
     /// A streaming decoder: feed ids one by one, get the text they complete
     /// (tokens that end inside a UTF-8 character wait for the next ones).
     fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_>;
+    /// The text of `ids` as [`Self::streamer`] gives it piece by piece (an
+    /// unfinished UTF-8 character at the end is left out).
+    fn decode(&self, ids: &[u32]) -> String {
+        let mut s = self.streamer();
+        ids.iter().map(|&id| s(id)).collect()
+    }
+    /// Whether `id` is a token this tokenizer can turn into text.
+    fn knows(&self, id: u32) -> bool;
     /// End of generation.
     fn is_end(&self, token: u32) -> bool;
     /// Tokens of one user turn (chat template) followed by the assistant header.
@@ -36,6 +45,9 @@ impl ByteTokenizer {
 impl Tokenizer for ByteTokenizer {
     fn encode(&self, text: &str) -> Vec<u32> {
         text.bytes().map(u32::from).collect()
+    }
+    fn knows(&self, id: u32) -> bool {
+        id < 256
     }
     fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
         // printable ASCII as is, other bytes as escapes
@@ -71,6 +83,9 @@ impl Tokenizer for IdTokenizer {
     }
     fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
         Box::new(|t| format!("<{t}>"))
+    }
+    fn knows(&self, _: u32) -> bool {
+        true
     }
     fn is_end(&self, _: u32) -> bool {
         false
@@ -136,6 +151,9 @@ impl Tokenizer for QwenTokenizer {
         let mut s = self.0.stream_decoder().skip_special(true);
         Box::new(move |id| s.push(id).unwrap_or_default())
     }
+    fn knows(&self, id: u32) -> bool {
+        self.0.id_to_bytes(id).is_ok()
+    }
     fn is_end(&self, token: u32) -> bool {
         token == ENDOFTEXT || token == IM_END || Some(token) == self.0.eos_id()
     }
@@ -169,12 +187,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Temperature 0 is greedy; `top_k` 0 keeps every token; `top_p` in `(0, 1]`.
     pub fn new(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> Result<Self> {
         if !(temperature >= 0.0 && temperature.is_finite()) {
-            bail!("--temperature must be >= 0");
+            bail!("temperature must be >= 0");
         }
         if !(top_p > 0.0 && top_p <= 1.0) {
-            bail!("--top-p must be in (0, 1]");
+            bail!("top_p must be in (0, 1]");
         }
         Ok(Self {
             temperature,

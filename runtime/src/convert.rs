@@ -1,5 +1,6 @@
 //! Real checkpoints: GGUF files and Hugging Face folders converted to the
 //! integer model on the fly or to a `.edq` file, with their tokenizer.
+//! (Moved from the CLI so that every face converts the same way.)
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use edgedecoding_model::convert::{quantize_model, ConvertOptions};
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_tokenizer::{GgufVocab, Tokenizer as Bpe};
 
-use crate::source::bar;
+use crate::Progress;
 
 /// Text the converter calibrates the Q/K/V formats on (built in, English prose,
 /// numbers and a little code; written for this project).
@@ -109,9 +110,9 @@ pub fn default_keep(tok: &Bpe, vocab: usize, n: usize) -> Result<Vec<u32>> {
 }
 
 /// Loads a checkpoint, converts it to `.edq` bytes (with its tokenizer), and
-/// returns the float model too (for `--float`).
-pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
-    let t0 = std::time::Instant::now();
+/// returns the float model too (for `--float`). `progress` sees the loading
+/// stages, then `"quantize"`.
+pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, FloatModel, Bpe)> {
     // the tokenizer first: the keep list needs it
     let (blob, tok) = match edgedecoding_checkpoint::detect(path)? {
         Checkpoint::HfFolder(dir) => tokenizer_of(None, Some(&dir))?,
@@ -129,20 +130,13 @@ pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
         keep,
         use_output_head: o.output_head,
     };
-    let pb = bar(1, "load");
-    let (fm, _) = load_float_model_with_progress(path, &opts, &mut |stage, done, total| {
-        pb.set_message(stage.to_string());
-        pb.set_length(total.max(1) as u64);
-        pb.set_position(done as u64);
-    })?;
-    pb.finish_and_clear();
+    let (fm, _) = load_float_model_with_progress(path, &opts, &mut *progress)?;
     let mut calib: Vec<u32> = tok
         .encode(CALIB_TEXT)
         .into_iter()
         .filter(|&t| fm.row_of_token(t).is_ok())
         .collect();
     calib.truncate(CALIB_TOKENS.min(o.ctx));
-    let pb = bar(fm.config.n_layers as u64, "quantize");
     let bytes = quantize_model(
         &fm,
         &ConvertOptions {
@@ -150,18 +144,7 @@ pub fn convert(path: &Path, o: &Opts) -> Result<(Vec<u8>, FloatModel, Bpe)> {
             threads: o.threads,
             tokenizer: Some(blob),
         },
-        &mut |stage, done, total| {
-            pb.set_message(stage.to_string());
-            pb.set_length(total.max(1) as u64);
-            pb.set_position(done as u64);
-        },
+        progress,
     )?;
-    pb.finish_and_clear();
-    eprintln!(
-        "[converted {} in {:.1} s: {:.1} MB]",
-        path.display(),
-        t0.elapsed().as_secs_f64(),
-        bytes.len() as f64 / 1e6
-    );
     Ok((bytes, fm, tok))
 }
