@@ -461,7 +461,16 @@ pub fn group_term<'py>(
             m.shape
         )));
     }
-    let x = blocks(&m, &e)?;
+    check_shape("e", &e.shape, m.lead())?;
+    let mut e1 = e.shape.clone();
+    e1.push(1);
+    let x = blocks(
+        &m,
+        &Arr {
+            data: e.data,
+            shape: e1,
+        },
+    )?;
     let q = ints::<i8>(q, "q")?;
     check_shape("q", &q.shape, &m.shape)?;
     let s1 = ints_like::<u8>(s1, "s1", m.lead())?;
