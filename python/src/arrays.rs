@@ -76,6 +76,18 @@ pub fn check_range(name: &str, v: i128, lo: i128, hi: i128) -> PyResult<()> {
     }
 }
 
+/// A count or index argument (`usize`): negative values are a `ValueError`.
+pub fn count(name: &str, v: i64) -> PyResult<usize> {
+    check_range(name, v as i128, 0, i64::MAX as i128)?;
+    Ok(v as usize)
+}
+
+/// A `u32` argument (fractions, token ids): out of range is a `ValueError`.
+pub fn small(name: &str, v: i64) -> PyResult<u32> {
+    check_range(name, v as i128, 0, u32::MAX as i128)?;
+    Ok(v as u32)
+}
+
 fn as_ndarray<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyUntypedArray>> {
     if let Ok(a) = obj.downcast::<PyUntypedArray>() {
         return Ok(a.clone());

@@ -28,7 +28,7 @@ use edgedecoding_model::{Config, Decoder, Model as ModelView, Site, Stage, Stage
 use edgedecoding_runtime::text::{nll_q12, Sampler, Tokenizer};
 use edgedecoding_runtime::{bench, convert, source};
 
-use crate::arrays::{ints, out, value_error};
+use crate::arrays::{count, ints, out, small, value_error};
 
 /// A failure inside a job, sent back to the calling thread.
 enum Fail {
@@ -129,7 +129,7 @@ impl<'a> Session<'a> {
         let tok = self.tok;
         let Some(g) = self.gen.as_mut().filter(|g| g.id == id) else {
             return Err(Fail::Runtime(
-                "this generation was ended by a later call on the same Model (generate, chat, prefill, decode, perplexity or reset)".into(),
+                "this generation was ended by a later call on the same Model (generate, stream, chat, prefill, decode or reset)".into(),
             ));
         };
         let mut stop = Step {
@@ -469,16 +469,21 @@ impl Model {
     /// about a minute for Qwen2.5-0.5B). `threads` defaults to every core
     /// (results are identical for any count); `ctx` and `keep_vocab` apply to
     /// checkpoints only (KV-cache capacity; vocabulary pruning as the
-    /// accelerator's 37984).
+    /// accelerator's 37984). `progress(stage, done, total)`, if given, is
+    /// called during a conversion.
     #[staticmethod]
-    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None))]
+    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
-        threads: Option<usize>,
-        ctx: usize,
-        keep_vocab: Option<usize>,
+        threads: Option<i64>,
+        ctx: i64,
+        keep_vocab: Option<i64>,
+        progress: Option<PyObject>,
     ) -> PyResult<Model> {
+        let threads = threads.map(|t| count("threads", t)).transpose()?;
+        let ctx = count("ctx", ctx)?;
+        let keep_vocab = keep_vocab.map(|k| count("keep_vocab", k)).transpose()?;
         if !path.exists() {
             return Err(PyFileNotFoundError::new_err(format!(
                 "{}: no such file or folder",
@@ -496,9 +501,20 @@ impl Model {
             output_head: false,
             threads,
         };
+        let mut report = |stage: &str, done: usize, total: usize| {
+            if let Some(cb) = &progress {
+                // an exception in the callback is printed, not raised: the
+                // conversion goes on
+                Python::with_gil(|py| {
+                    if let Err(e) = cb.call1(py, (stage, done, total)) {
+                        e.print(py);
+                    }
+                });
+            }
+        };
         let (buf, config, tok) = py
             .allow_threads(|| -> anyhow::Result<_> {
-                let opened = source::open(&path, &opts, &mut |_, _, _| {})?;
+                let opened = source::open(&path, &opts, &mut report)?;
                 let model = opened.buf.model()?;
                 let config = model.config;
                 let tok: Arc<dyn Tokenizer> = Arc::from(source::tokenizer(&model, opened.bpe)?);
@@ -598,9 +614,9 @@ impl Model {
     fn generate(
         slf: &Bound<'_, Self>,
         prompt: String,
-        max_tokens: usize,
+        max_tokens: i64,
         temperature: f32,
-        top_k: usize,
+        top_k: i64,
         top_p: f32,
         seed: u64,
         parity: bool,
@@ -626,14 +642,15 @@ impl Model {
     fn stream(
         slf: &Bound<'_, Self>,
         prompt: String,
-        max_tokens: usize,
+        max_tokens: i64,
         temperature: f32,
-        top_k: usize,
+        top_k: i64,
         top_p: f32,
         seed: u64,
         parity: bool,
     ) -> PyResult<Generation> {
-        let sampler = sampler(temperature, top_k, top_p, seed)?;
+        let max_tokens = count("max_tokens", max_tokens)?;
+        let sampler = sampler(temperature, count("top_k", top_k)?, top_p, seed)?;
         Model::start(
             slf,
             StartKind::Generate {
@@ -649,7 +666,7 @@ impl Model {
     /// first turn), greedy like `edgedecoding chat`; returns the answer. The
     /// conversation continues with the next call until `reset()`.
     #[pyo3(signature = (message, max_tokens=128))]
-    fn chat(slf: &Bound<'_, Self>, message: String, max_tokens: usize) -> PyResult<String> {
+    fn chat(slf: &Bound<'_, Self>, message: String, max_tokens: i64) -> PyResult<String> {
         let mut g = Model::chat_stream(slf, message, max_tokens)?;
         g.run_to_end(slf.py())?;
         Ok(g.text)
@@ -660,8 +677,9 @@ impl Model {
     fn chat_stream(
         slf: &Bound<'_, Self>,
         message: String,
-        max_tokens: usize,
+        max_tokens: i64,
     ) -> PyResult<Generation> {
+        let max_tokens = count("max_tokens", max_tokens)?;
         Model::start(slf, StartKind::Chat { message }, max_tokens)
     }
 
@@ -721,9 +739,10 @@ impl Model {
     fn decode<'py>(
         &self,
         py: Python<'py>,
-        token: u32,
+        token: i64,
         parity: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let token = small("token", token)?;
         let n = self.config.n_kept;
         let logits = self.call(py, move |s| {
             s.drop_gen(true)?;
@@ -750,7 +769,8 @@ impl Model {
     }
 
     /// The token id of logits row `row` (differs from `row` in a pruned model).
-    fn token_of_row(&self, py: Python<'_>, row: usize) -> PyResult<u32> {
+    fn token_of_row(&self, py: Python<'_>, row: i64) -> PyResult<u32> {
+        let row = count("row", row)?;
         if row >= self.config.n_kept {
             return Err(value_error(format!(
                 "row = {row} is outside [0, {}]",
@@ -762,7 +782,8 @@ impl Model {
 
     /// The logits row of token id `token` (a `ValueError` for a token a pruned
     /// model does not keep).
-    fn row_of_token(&self, py: Python<'_>, token: u32) -> PyResult<usize> {
+    fn row_of_token(&self, py: Python<'_>, token: i64) -> PyResult<usize> {
+        let token = small("token", token)?;
         self.call(py, move |s| Ok(s.model.row_of_token(token)?))
     }
 
@@ -786,7 +807,8 @@ impl Model {
     /// `decode(token, parity=True)` with the stage probe (as
     /// `prefill_probed`): the layer stages of the whole re-run chunk (padding
     /// slots included), the final norm and logits of the new position.
-    fn decode_parity_probed(&self, py: Python<'_>, token: u32) -> PyResult<Py<PyDict>> {
+    fn decode_parity_probed(&self, py: Python<'_>, token: i64) -> PyResult<Py<PyDict>> {
+        let token = small("token", token)?;
         let cap = self.call(py, move |s| {
             s.drop_gen(true)?;
             let mut cap = Capture::default();
@@ -807,9 +829,10 @@ impl Model {
         &self,
         py: Python<'py>,
         text: String,
-        window: usize,
-        max_windows: usize,
+        window: i64,
+        max_windows: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let (window, max_windows) = (count("window", window)?, count("max_windows", max_windows)?);
         let (nll, count, windows, tokens, top1, secs) = self.call(py, move |s| {
             let model = s.model;
             let toks = s.tok.encode(&text);
@@ -865,9 +888,10 @@ impl Model {
     fn bench<'py>(
         &self,
         py: Python<'py>,
-        prefill: usize,
-        decode: usize,
+        prefill: i64,
+        decode: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let (prefill, decode) = (count("prefill", prefill)?, count("decode", decode)?);
         if prefill + decode > self.config.ctx {
             return Err(value_error(format!(
                 "prefill {prefill} + decode {decode} exceeds the context {}",

@@ -18,8 +18,8 @@ use edgedecoding_kernels::rmsnorm::{EPS_1E6_Q40, GAMMA_FRAC_MAX};
 use edgedecoding_kernels::GROUP;
 
 use crate::arrays::{
-    check_ndim, check_range, check_shape, f32s, ints, ints_like, kernel_error, out, value_error,
-    Arr,
+    check_ndim, check_range, check_shape, count, f32s, ints, ints_like, kernel_error, out, small,
+    value_error, Arr,
 };
 
 type Obj<'py> = Bound<'py, PyAny>;
@@ -240,10 +240,11 @@ pub fn apot_pack<'py>(q: &Obj<'py>, s1: &Obj<'py>, s2: &Obj<'py>) -> PyResult<Bo
 pub fn apot_unpack<'py>(
     codes: &Obj<'py>,
     exps: &Obj<'py>,
-    rows: usize,
-    cols: usize,
+    rows: i64,
+    cols: i64,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let py = codes.py();
+    let (rows, cols) = (count("rows", rows)?, count("cols", cols)?);
     let (codes, exps) = (ints::<u8>(codes, "codes")?, ints::<u8>(exps, "exps")?);
     let rexp = vec![0i8; rows];
     let w = ApotMatrix::new(rows, cols, &codes.data, &exps.data, &rexp).map_err(kernel_error)?;
@@ -363,8 +364,10 @@ pub fn search_group<'py>(t: &Obj<'py>, unit: i64) -> PyResult<Bound<'py, PyTuple
 /// §2.5): int16 `emb` `[rows, cols]`, `emb_exp` in `[-30, 8]` → (`q`, `s1`,
 /// `s2`, `e_row`) as `apot_quantize` returns them.
 #[pyfunction]
-pub fn lm_head_derive<'py>(emb: &Obj<'py>, emb_exp: i32) -> PyResult<Bound<'py, PyTuple>> {
+pub fn lm_head_derive<'py>(emb: &Obj<'py>, emb_exp: i64) -> PyResult<Bound<'py, PyTuple>> {
     let py = emb.py();
+    check_range("emb_exp", emb_exp as i128, -30, 8)?;
+    let emb_exp = emb_exp as i32;
     let emb = ints::<i16>(emb, "emb")?;
     check_ndim(&emb, "emb", &[2])?;
     let (rows, cols) = (emb.shape[0], emb.shape[1]);
@@ -527,14 +530,16 @@ pub fn rescale<'py>(
 /// `[..., n]`, int16 `gamma` `[n]` in Q(`gamma_frac`), `eps_q40` in
 /// `[2^20, 2^40]` → int32 Q12 `[..., n]`.
 #[pyfunction]
-#[pyo3(signature = (x, gamma, gamma_frac, eps_q40=EPS_1E6_Q40))]
+#[pyo3(signature = (x, gamma, gamma_frac, eps_q40=EPS_1E6_Q40 as i64))]
 pub fn rmsnorm<'py>(
     x: &Obj<'py>,
     gamma: &Obj<'py>,
     gamma_frac: i64,
-    eps_q40: u64,
+    eps_q40: i64,
 ) -> PyResult<Obj<'py>> {
     let py = x.py();
+    check_range("eps_q40", eps_q40 as i128, 1 << 20, 1 << 40)?;
+    let eps_q40 = eps_q40 as u64;
     let x = ints::<i32>(x, "x")?;
     let g = ints::<i16>(gamma, "gamma")?;
     check_ndim(&g, "gamma", &[1])?;
@@ -562,13 +567,13 @@ pub fn rmsnorm<'py>(
 /// Steps 1–3 of RMSNorm (SPEC §5) for one int32 Q12 vector: `(inv, k)` with
 /// `1/sqrt(mean(x²) + eps) ≈ inv · 2^(-10-k)`.
 #[pyfunction]
-#[pyo3(signature = (x, eps_q40=EPS_1E6_Q40))]
-pub fn inv_rms(x: &Obj<'_>, eps_q40: u64) -> PyResult<(u64, i32)> {
+#[pyo3(signature = (x, eps_q40=EPS_1E6_Q40 as i64))]
+pub fn inv_rms(x: &Obj<'_>, eps_q40: i64) -> PyResult<(u64, i32)> {
     let x = ints::<i32>(x, "x")?;
     check_ndim(&x, "x", &[1])?;
     check_range("rmsnorm length", x.data.len() as i128, 1, 1 << 16)?;
     check_range("eps_q40", eps_q40 as i128, 1 << 20, 1 << 40)?;
-    Ok(k::rmsnorm::inv_rms(&x.data, eps_q40))
+    Ok(k::rmsnorm::inv_rms(&x.data, eps_q40 as u64))
 }
 
 /// The RoPE ROM (SPEC §6.1): (cos, sin) int16 Q14 `[positions, head_dim/2]`.
@@ -576,9 +581,10 @@ pub fn inv_rms(x: &Obj<'_>, eps_q40: u64) -> PyResult<(u64, i32)> {
 pub fn rope_table<'py>(
     py: Python<'py>,
     theta: i64,
-    head_dim: usize,
-    positions: usize,
+    head_dim: i64,
+    positions: i64,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    let (head_dim, positions) = (count("head_dim", head_dim)?, count("positions", positions)?);
     check_range("theta", theta as i128, 2, u32::MAX as i128)?;
     check_range("positions", positions as i128, 0, 1 << 20)?;
     check_range("head_dim", head_dim as i128, 2, 1024)?;
@@ -601,11 +607,12 @@ pub fn rope_table<'py>(
 #[pyfunction]
 pub fn rope_apply<'py>(
     x: &Obj<'py>,
-    head_dim: usize,
+    head_dim: i64,
     cos: &Obj<'py>,
     sin: &Obj<'py>,
 ) -> PyResult<Obj<'py>> {
     let py = x.py();
+    let head_dim = count("head_dim", head_dim)?;
     let mut x = ints::<i16>(x, "x")?;
     let (c, s) = (ints::<i16>(cos, "cos")?, ints::<i16>(sin, "sin")?);
     if x.shape.is_empty() {
@@ -697,16 +704,21 @@ pub fn attention<'py>(
     q: &Obj<'py>,
     k_cache: &Obj<'py>,
     v_cache: &Obj<'py>,
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    q_frac: u32,
-    k_frac: u32,
-    v_frac: u32,
-    out_frac: u32,
-    length: Option<usize>,
+    n_heads: i64,
+    n_kv_heads: i64,
+    head_dim: i64,
+    q_frac: i64,
+    k_frac: i64,
+    v_frac: i64,
+    out_frac: i64,
+    length: Option<i64>,
 ) -> PyResult<Obj<'py>> {
     let py = q.py();
+    let (n_heads, n_kv_heads) = (count("n_heads", n_heads)?, count("n_kv_heads", n_kv_heads)?);
+    let head_dim = count("head_dim", head_dim)?;
+    let (q_frac, k_frac) = (small("q_frac", q_frac)?, small("k_frac", k_frac)?);
+    let (v_frac, out_frac) = (small("v_frac", v_frac)?, small("out_frac", out_frac)?);
+    let length = length.map(|l| count("length", l)).transpose()?;
     let p = AttnParams {
         n_heads,
         n_kv_heads,
@@ -794,8 +806,10 @@ pub fn residual_add<'py>(acc: &Obj<'py>, delta: &Obj<'py>) -> PyResult<Obj<'py>>
 /// Embedding lookup (SPEC §9.2): int16 10-bit codes (any shape) with the
 /// per-tensor exponent `emb_exp` in `[-30, 8]` → int32 Q12.
 #[pyfunction]
-pub fn embed<'py>(codes: &Obj<'py>, emb_exp: i32) -> PyResult<Obj<'py>> {
+pub fn embed<'py>(codes: &Obj<'py>, emb_exp: i64) -> PyResult<Obj<'py>> {
     let py = codes.py();
+    check_range("emb_exp", emb_exp as i128, -30, 8)?;
+    let emb_exp = emb_exp as i32;
     let c = ints::<i16>(codes, "codes")?;
     let mut y = vec![0i32; c.data.len()];
     k::embedding::embed_row(&c.data, emb_exp, &mut y).map_err(kernel_error)?;

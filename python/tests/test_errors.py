@@ -126,3 +126,14 @@ def test_spec_examples():
     assert ed.argmax(np.array([1, 5, 5, 2], np.int32)) == 1
     assert ed.isqrt(np.array([2**64 - 1], np.uint64))[0] == 2**32 - 1
     assert ed.sat_i8(np.array([300, -300])).tolist() == [127, -128]
+
+
+def test_negative_counts_are_value_errors():
+    with pytest.raises(ValueError, match="rows"):
+        ed.apot_unpack(np.zeros(5, np.uint8), np.zeros(1, np.uint8), -1, 8)
+    with pytest.raises(ValueError, match="positions"):
+        ed.rope_table(10000, 64, -1)
+    with pytest.raises(ValueError, match="q_frac"):
+        ed.attention(np.zeros(64, np.int16), np.zeros((1, 64), np.int16), np.zeros((1, 64), np.int16), 1, 1, 64, -1, 8, 8)
+    with pytest.raises(ValueError, match="length"):
+        ed.attention(np.zeros(64, np.int16), np.zeros((1, 64), np.int16), np.zeros((1, 64), np.int16), 1, 1, 64, 8, 8, 8, length=2)

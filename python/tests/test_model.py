@@ -164,6 +164,12 @@ def test_model_errors(small, workdir):
         small.prefill([-1])
     with pytest.raises(ValueError):
         small.prefill(np.array([1.5]))
+    with pytest.raises(ValueError, match="max_tokens"):
+        small.generate("x", max_tokens=-1)
+    with pytest.raises(ValueError, match="token"):
+        small.decode(-1)
+    with pytest.raises(ValueError, match="window"):
+        small.perplexity("some text", window=-5)
     assert small.pos == 0  # nothing changed
     with pytest.raises(ValueError, match="context|capacity|full"):
         small.prefill([65] * (small.config["ctx"] + 1))
