@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgedecoding_kernels::argmax::argmax_i32;
 use edgedecoding_model::float_ref::FloatModel;
+use edgedecoding_runtime::generate::{ChatTurn, Generate};
 use edgedecoding_runtime::text;
 
 use source::{Builtin, Loaded};
@@ -291,7 +292,7 @@ fn generate(
     prompt: &str,
     max_tokens: usize,
     mode: Mode,
-    mut sampler: text::Sampler,
+    sampler: text::Sampler,
 ) -> Result<()> {
     let model = l.model()?;
     let be = l.backend(&model, m.threads)?;
@@ -302,30 +303,21 @@ fn generate(
         bail!("the prompt encodes to no tokens");
     }
     let t0 = Instant::now();
-    let mut next = d.prefill(&toks)?;
+    let mut g = Generate::start(&mut d, &toks, sampler, mode == Mode::Parity, max_tokens)?;
     let t_prefill = t0.elapsed();
-    next = sampler.pick(d.logits(), &model, next);
     let mut out = std::io::stdout().lock();
     write!(out, "{prompt}")?;
     let mut produced = vec![];
     let mut stream = l.tok.streamer();
     let t1 = Instant::now();
-    for _ in 0..max_tokens {
-        if l.tok.is_end(next) {
-            break;
-        }
-        produced.push(next);
-        write!(out, "{}", stream(next))?;
+    while g.step(&mut d, &*l.tok, &mut |t| {
+        produced.push(t);
+        write!(out, "{}", stream(t))?;
         out.flush()?;
-        if d.pos() >= model.config.ctx {
-            eprintln!("\n[context full: {} positions]", model.config.ctx);
-            break;
-        }
-        next = match mode {
-            Mode::Incremental => d.decode(next)?,
-            Mode::Parity => d.decode_parity(next)?,
-        };
-        next = sampler.pick(d.logits(), &model, next);
+        Ok(())
+    })? {}
+    if g.context_full() {
+        eprintln!("\n[context full: {} positions]", model.config.ctx);
     }
     let t_dec = t1.elapsed();
     writeln!(out)?;
@@ -360,9 +352,7 @@ fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
         if line.trim().is_empty() {
             break;
         }
-        let toks = l.tok.chat_turn(&line, first);
-        first = false;
-        if d.pos() + toks.len() + 1 > model.config.ctx {
+        let Some(mut turn) = ChatTurn::start(&mut d, &*l.tok, &line, first, max_tokens)? else {
             writeln!(
                 out,
                 "[context full: {} of {} positions used; start a new chat]",
@@ -370,29 +360,22 @@ fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
                 model.config.ctx
             )?;
             break;
-        }
-        let mut next = d.prefill(&toks)?;
+        };
+        first = false;
         let mut stream = l.tok.streamer();
-        for _ in 0..max_tokens {
-            if l.tok.is_end(next) || d.pos() >= model.config.ctx {
-                break;
-            }
-            write!(out, "{}", stream(next))?;
+        while turn.step(&mut d, &*l.tok, &mut |t| {
+            write!(out, "{}", stream(t))?;
             out.flush()?;
-            next = d.decode(next)?;
-        }
-        if d.pos() >= model.config.ctx {
+            Ok(())
+        })? {}
+        // close the turn like the template does
+        if !turn.finish(&mut d, &*l.tok)? {
             writeln!(
                 out,
                 "\n[context full: {} positions; start a new chat]",
                 model.config.ctx
             )?;
             break;
-        }
-        // close the turn like the template does
-        let end = l.tok.end_of_turn();
-        if !end.is_empty() && d.pos() + end.len() <= model.config.ctx {
-            d.prefill(&end)?;
         }
         writeln!(out)?;
     }

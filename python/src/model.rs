@@ -25,6 +25,7 @@ use edgedecoding_kernels::argmax::argmax_i32;
 use edgedecoding_model::fast::Fast;
 use edgedecoding_model::owned::ModelBuf;
 use edgedecoding_model::{Config, Decoder, Model as ModelView, Site, Stage, StageRef, Values};
+use edgedecoding_runtime::generate::{ChatTurn, Generate};
 use edgedecoding_runtime::text::{nll_q12, Sampler, Tokenizer};
 use edgedecoding_runtime::{bench, convert, source};
 
@@ -75,20 +76,19 @@ struct Session<'a> {
 
 type Job = Box<dyn for<'a> FnOnce(&mut Session<'a>) + Send>;
 
-/// What kind of loop a generation runs (the CLI's `generate` or `chat`).
+/// The loop a generation runs: the CLI's `generate` or one `chat` turn
+/// (`edgedecoding_runtime::generate`).
 enum Kind {
-    Generate { parity: bool, sampler: Sampler },
-    Chat,
+    Generate(Generate),
+    /// `None` once the turn is closed.
+    Chat(Option<ChatTurn>),
 }
 
-/// A generation in progress: the CLI's loop, one iteration per step.
+/// A generation in progress, one token per step.
 struct Gen<'a> {
     id: u64,
     kind: Kind,
-    next: u32,
     stream: Box<dyn FnMut(u32) -> String + 'a>,
-    max_tokens: usize,
-    steps: usize,
     done: bool,
     t_decode: Instant,
 }
@@ -102,78 +102,56 @@ struct Step {
 }
 
 impl<'a> Session<'a> {
-    /// Forgets a generation; an unfinished chat answer is closed as it stands
-    /// (`closing`), so the conversation stays well formed.
-    fn drop_gen(&mut self, closing: bool) -> Res<()> {
-        if let Some(g) = self.gen.take() {
-            if closing && matches!(g.kind, Kind::Chat) && !g.done {
-                self.close_turn()?;
-            }
+    /// Forgets a generation; an unfinished chat answer is closed as it stands,
+    /// so the conversation stays well formed.
+    fn drop_gen(&mut self) -> Res<()> {
+        if let Some(Gen {
+            kind: Kind::Chat(Some(turn)),
+            ..
+        }) = self.gen.take()
+        {
+            turn.finish(&mut self.dec, self.tok)?;
         }
         Ok(())
     }
 
-    /// The end of an assistant turn, as the CLI's `chat` writes it.
-    fn close_turn(&mut self) -> Res<()> {
-        let ctx = self.model.config.ctx;
-        let end = self.tok.end_of_turn();
-        if self.dec.pos() < ctx && !end.is_empty() && self.dec.pos() + end.len() <= ctx {
-            self.dec.prefill(&end)?;
-        }
-        Ok(())
-    }
-
-    /// One iteration of the CLI's `generate` or `chat` loop.
+    /// One step of the generation `id`.
     fn step(&mut self, id: u64) -> Res<Step> {
-        let ctx = self.model.config.ctx;
-        let tok = self.tok;
-        let Some(g) = self.gen.as_mut().filter(|g| g.id == id) else {
+        let Session { dec, tok, gen, .. } = self;
+        let Some(g) = gen.as_mut().filter(|g| g.id == id) else {
             return Err(Fail::Runtime(
                 "this generation was ended by a later call on the same Model (generate, stream, chat, prefill, decode or reset)".into(),
             ));
         };
-        let mut stop = Step {
-            piece: None,
-            token: None,
-            decode_seconds: g.t_decode.elapsed().as_secs_f64(),
-            context_full: false,
+        let mut emitted = None;
+        let mut emit = |t: u32| {
+            emitted = Some(t);
+            Ok(())
         };
-        if g.done {
-            return Ok(stop);
-        }
-        let pos = self.dec.pos();
-        let chat = matches!(g.kind, Kind::Chat);
-        if g.steps == g.max_tokens || tok.is_end(g.next) || (chat && pos >= ctx) {
-            g.done = true;
-            stop.context_full = pos >= ctx;
-            if chat && pos < ctx {
-                self.close_turn()?;
+        let (going, context_full) = match &mut g.kind {
+            _ if g.done => (false, false),
+            Kind::Generate(run) => {
+                let going = run.step(dec, *tok, &mut emit)?;
+                (going && !run.context_full(), run.context_full())
             }
-            return Ok(stop);
-        }
-        g.steps += 1;
-        let token = g.next;
-        let piece = (g.stream)(token);
-        let mut context_full = false;
-        match &mut g.kind {
-            Kind::Generate { parity, sampler } => {
-                if pos >= ctx {
-                    g.done = true;
-                    context_full = true;
-                } else {
-                    let greedy = if *parity {
-                        self.dec.decode_parity(token)?
+            Kind::Chat(turn) => match turn {
+                Some(t) => {
+                    let going = t.step(dec, *tok, &mut emit)?;
+                    if going {
+                        (true, false)
                     } else {
-                        self.dec.decode(token)?
-                    };
-                    g.next = sampler.pick(self.dec.logits(), &self.model, greedy);
+                        let t = turn.take().expect("an open turn");
+                        (false, !t.finish(dec, *tok)?)
+                    }
                 }
-            }
-            Kind::Chat => g.next = self.dec.decode(token)?,
-        }
+                None => (false, false),
+            },
+        };
+        g.done |= !going;
+        let piece = emitted.map(|t| (g.stream)(t));
         Ok(Step {
-            piece: Some(piece),
-            token: Some(token),
+            piece,
+            token: emitted,
             decode_seconds: g.t_decode.elapsed().as_secs_f64(),
             context_full,
         })
@@ -385,33 +363,35 @@ impl Model {
         let id = this.next_id.fetch_add(1, Ordering::Relaxed);
         let (prompt_tokens, prefill_seconds) = this.call(py, move |s| {
             let t0 = Instant::now();
-            let (toks, next, kind) = match kind {
-                StartKind::Generate { prompt, parity, sampler } => {
-                    let mut sampler = sampler;
-                    s.drop_gen(true)?;
+            let (n, kind) = match kind {
+                StartKind::Generate {
+                    prompt,
+                    parity,
+                    sampler,
+                } => {
+                    s.drop_gen()?;
                     s.chat_started = false;
                     let toks = s.tok.encode(&prompt);
                     if toks.is_empty() {
                         return Err(Fail::Value("the prompt encodes to no tokens".into()));
                     }
                     s.dec.reset();
-                    let greedy = s.dec.prefill(&toks)?;
-                    let next = sampler.pick(s.dec.logits(), &s.model, greedy);
-                    (toks, next, Kind::Generate { parity, sampler })
+                    let g = Generate::start(&mut s.dec, &toks, sampler, parity, max_tokens)?;
+                    (toks.len(), Kind::Generate(g))
                 }
                 StartKind::Chat { message } => {
-                    s.drop_gen(true)?;
-                    let toks = s.tok.chat_turn(&message, !s.chat_started);
-                    let ctx = s.model.config.ctx;
-                    if s.dec.pos() + toks.len() + 1 > ctx {
+                    s.drop_gen()?;
+                    let pos = s.dec.pos();
+                    let Some(turn) =
+                        ChatTurn::start(&mut s.dec, s.tok, &message, !s.chat_started, max_tokens)?
+                    else {
                         return Err(Fail::Value(format!(
-                            "context full: {} of {ctx} positions used; start a new chat with reset()",
-                            s.dec.pos()
+                            "context full: {pos} of {} positions used; start a new chat with reset()",
+                            s.model.config.ctx
                         )));
-                    }
+                    };
                     s.chat_started = true;
-                    let next = s.dec.prefill(&toks)?;
-                    (toks, next, Kind::Chat)
+                    (s.dec.pos() - pos, Kind::Chat(Some(turn)))
                 }
             };
             let tp = t0.elapsed().as_secs_f64();
@@ -419,14 +399,11 @@ impl Model {
             s.gen = Some(Gen {
                 id,
                 kind,
-                next,
                 stream: tok.streamer(),
-                max_tokens,
-                steps: 0,
                 done: false,
                 t_decode: Instant::now(),
             });
-            Ok((toks.len(), tp))
+            Ok((n, tp))
         })?;
         Ok(Generation {
             model: slf.clone().unbind(),
@@ -713,7 +690,7 @@ impl Model {
         let n = self.config.n_kept;
         let len = toks.len();
         let logits = self.call(py, move |s| {
-            s.drop_gen(true)?;
+            s.drop_gen()?;
             if all_logits {
                 let mut all = vec![0i32; len * n];
                 s.dec.prefill_all(&toks, &mut |i, lg| {
@@ -745,7 +722,7 @@ impl Model {
         let token = small("token", token)?;
         let n = self.config.n_kept;
         let logits = self.call(py, move |s| {
-            s.drop_gen(true)?;
+            s.drop_gen()?;
             if parity {
                 s.dec.decode_parity(token)?;
             } else {
@@ -795,7 +772,7 @@ impl Model {
     fn prefill_probed(&self, py: Python<'_>, tokens: &Bound<'_, PyAny>) -> PyResult<Py<PyDict>> {
         let toks = self.token_list(tokens)?;
         let cap = self.call(py, move |s| {
-            s.drop_gen(true)?;
+            s.drop_gen()?;
             let mut cap = Capture::default();
             s.dec
                 .prefill_probed(&toks, &mut |st: StageRef<'_>| cap.add(st))?;
@@ -810,7 +787,7 @@ impl Model {
     fn decode_parity_probed(&self, py: Python<'_>, token: i64) -> PyResult<Py<PyDict>> {
         let token = small("token", token)?;
         let cap = self.call(py, move |s| {
-            s.drop_gen(true)?;
+            s.drop_gen()?;
             let mut cap = Capture::default();
             s.dec
                 .decode_parity_probed(token, &mut |st: StageRef<'_>| cap.add(st))?;

@@ -7,6 +7,7 @@
 //!   model; the CPU decoder ([`source::cpu_decoder`]).
 //! * [`convert`]: checkpoint → `.edq` bytes with the tokenizer inside
 //!   (calibration text, vocabulary pruning).
+//! * [`generate`]: the loops of `generate` and `chat`, one token per call.
 //! * [`bench`]: the timed prefill + decode run of `bench`.
 //! * [`text`]: tokenizers behind one trait (Qwen2 BPE with a pruned
 //!   vocabulary re-spelled in byte tokens, bytes, bare ids), the chat template
@@ -19,6 +20,7 @@
 
 pub mod bench;
 pub mod convert;
+pub mod generate;
 pub mod source;
 pub mod text;
 
