@@ -450,15 +450,20 @@ pub unsafe extern "C" fn edgedecoding_model_close(
         {
             // SAFETY: a live handle by the contract (shared reference only).
             let h = unsafe { &*model };
-            if h.busy.load(Ordering::Acquire) {
+            // taken for good: no call can start on the handle any more
+            if h.busy
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
                 return Err(fail(
                     EDGEDECODING_ERR_BUSY,
                     "model handle in use: not closed",
                 ));
             }
         }
-        // SAFETY: the handle came from `Box::into_raw` in `write_handle`, is
-        // not in use (checked) and, by the contract, is not used again.
+        // SAFETY: the handle came from `Box::into_raw` in `write_handle`, no
+        // call is running on it (its busy flag is ours) and, by the
+        // contract, it is not used again.
         drop(unsafe { Box::from_raw(model) });
         Ok(())
     })
