@@ -143,7 +143,10 @@ impl From<ModelError> for Fail {
             ModelError::ContextFull { .. } => EDGEDECODING_ERR_CONTEXT_FULL,
             ModelError::Empty => EDGEDECODING_ERR_LENGTH,
             ModelError::Unsupported(_) => EDGEDECODING_ERR_UNSUPPORTED,
-            ModelError::Internal(_) | ModelError::StateTooSmall { .. } => EDGEDECODING_ERR_INTERNAL,
+            ModelError::OutOfRange { .. } => EDGEDECODING_ERR_PARAM,
+            ModelError::Internal(_)
+            | ModelError::StateTooSmall { .. }
+            | ModelError::Mismatch(_) => EDGEDECODING_ERR_INTERNAL,
             _ => EDGEDECODING_ERR_MODEL,
         };
         fail(status, e.to_string())
