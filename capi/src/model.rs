@@ -164,6 +164,8 @@ pub type edgedecoding_probe_fn =
     Option<unsafe extern "C" fn(user: *mut c_void, stage: *const edgedecoding_stage_data)>;
 
 /// The decoder on one of the two backends, borrowing the session's owners.
+// One per handle, inside the handle's box: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Dec {
     Fast(Decoder<'static, 'static, Fast<'static>>),
     Reference(Decoder<'static, 'static, Serial>),
