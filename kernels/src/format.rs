@@ -31,7 +31,10 @@ pub const CODE_MAX: i8 = 15;
 pub const EXP_MAX: u8 = 7;
 
 /// One (row, group) of an APoT matrix, unpacked: 8 codes and two exponents.
+/// `repr(C)` (10 bytes: `codes[8]`, `s1`, `s2`) so the C ABI can lend arrays
+/// of groups to the kernels without copying.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct ApotGroup {
     /// Codes in `[-16, 15]`.
     pub codes: [i8; GROUP],
