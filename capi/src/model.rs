@@ -27,7 +27,7 @@ use std::vec::Vec;
 use ::edgedecoding_model::fast::Fast;
 use ::edgedecoding_model::owned::ModelBuf;
 use ::edgedecoding_model::{
-    Decoder, Head, ModelError, Serial, Site, Stage, StageRef, State, StateMem, Values, CPU_CHUNK,
+    Decoder, Head, ModelError, Serial, Site, Stage, StageRef, State, StateMem, Values,
 };
 use edgedecoding_kernels::KernelError;
 
@@ -259,7 +259,7 @@ fn open(buf: ModelBuf, backend: u32, threads: u32) -> R<Box<edgedecoding_model>>
     let model = buf.model()?;
     let cfg = model.config;
     // the CPU decoder's prefill chunk, at most the context rounded up to 8
-    let chunk = CPU_CHUNK.min(cfg.ctx.div_ceil(8) * 8);
+    let chunk = ::edgedecoding_model::cpu_chunk(&cfg);
     owners.mem = Box::into_raw(Box::new(StateMem::with_chunk(&cfg, chunk)));
     // SAFETY: as for `buf`; this is the only reference ever made to the
     // state memory, handed to the decoder's `State`.

@@ -62,5 +62,5 @@ pub use error::{ModelError, TensorName};
 pub use probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
 #[cfg(feature = "alloc")]
 pub use state::StateMem;
-pub use state::{state_bytes, state_bytes_chunked, State, CPU_CHUNK};
+pub use state::{cpu_chunk, state_bytes, state_bytes_chunked, State, CPU_CHUNK};
 pub use weights::{Layer, LayerFormats, Model, RopeRom};

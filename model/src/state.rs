@@ -78,6 +78,17 @@ pub const fn state_bytes(c: &Config) -> usize {
 /// SPEC §4.4).
 pub const CPU_CHUNK: usize = 64;
 
+/// The prefill chunk the CPU fallback uses for `c`: [`CPU_CHUNK`], or the
+/// context rounded up to 8 when that is shorter.
+pub const fn cpu_chunk(c: &Config) -> usize {
+    let ctx = c.ctx.div_ceil(T) * T;
+    if ctx < CPU_CHUNK {
+        ctx
+    } else {
+        CPU_CHUNK
+    }
+}
+
 /// [`state_bytes`] for prefill chunks of `chunk` tokens (rounded up to a
 /// multiple of 8; see [`State::with_chunk`]).
 pub const fn state_bytes_chunked(c: &Config, chunk: usize) -> usize {

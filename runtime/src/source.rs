@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_model::owned::ModelBuf;
-use edgedecoding_model::{Backend, Decoder, Head, Model, State, StateMem, CPU_CHUNK};
+use edgedecoding_model::{cpu_chunk, Backend, Decoder, Head, Model, State, StateMem};
 use edgedecoding_tokenizer::Tokenizer as Bpe;
 
 use crate::convert;
@@ -77,9 +77,9 @@ pub fn tokenizer(model: &Model<'_>, bpe: Option<Bpe>) -> Result<Box<dyn Tokenize
 }
 
 /// State memory for the CPU decoder of `model` (prefill chunks of
-/// [`CPU_CHUNK`] tokens: each weight streamed once per 64 prompt tokens).
+/// [`edgedecoding_model::CPU_CHUNK`] tokens: each weight streamed once per 64 prompt tokens).
 pub fn state_mem(model: &Model<'_>) -> StateMem {
-    StateMem::with_chunk(&model.config, CPU_CHUNK)
+    StateMem::with_chunk(&model.config, cpu_chunk(&model.config))
 }
 
 /// The CPU decoder: `model` with its derived lm_head, state in `mem`
@@ -89,6 +89,6 @@ pub fn cpu_decoder<'m, 's, B: Backend>(
     mem: &'s mut StateMem,
     be: B,
 ) -> Result<Decoder<'m, 's, B>> {
-    let st = State::with_chunk(&model.config, mem.bytes(), CPU_CHUNK)?;
+    let st = State::with_chunk(&model.config, mem.bytes(), cpu_chunk(&model.config))?;
     Ok(Decoder::new(model, Head::derived(&model)?, st, be)?)
 }
