@@ -120,6 +120,49 @@ fn prob(e: u64, r: u64) -> u16 {
     round_shift((e * r) as i64, 47) as u16
 }
 
+/// The argument checks of [`attention`] and its SIMD twin
+/// (`fast::attention_fast`): parameters, length, `q`, both caches, and the
+/// output (`out_len` values where `want_out` are needed).
+pub(crate) fn check_attention(
+    p: &AttnParams,
+    q: &[i16],
+    k_cache: &[i16],
+    v_cache: &[i16],
+    len: usize,
+    want_out: usize,
+    out_len: usize,
+) -> Result<(), KernelError> {
+    p.validate()?;
+    check_range("attention length", len as i64, 1, MAX_LEN as i64)?;
+    let kv_dim = p.n_kv_heads * p.head_dim;
+    check_len("q", p.n_heads * p.head_dim, q.len())?;
+    check_len("attention output", want_out, out_len)?;
+    for (what, c) in [("k cache", k_cache), ("v cache", v_cache)] {
+        if c.len() < len * kv_dim {
+            return Err(KernelError::Length {
+                what,
+                expected: len * kv_dim,
+                got: c.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every scratch buffer `(name, length)` holds at least `len` values.
+pub(crate) fn check_scratch(len: usize, bufs: &[(&'static str, usize)]) -> Result<(), KernelError> {
+    for &(what, got) in bufs {
+        if got < len {
+            return Err(KernelError::Length {
+                what,
+                expected: len,
+                got,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Shape and formats of [`attention`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnParams {
@@ -202,40 +245,24 @@ pub fn attention(
     probs: &mut [u16],
     out: &mut [i32],
 ) -> Result<(), KernelError> {
-    p.validate()?;
-    check_range("attention length", len as i64, 1, MAX_LEN as i64)?;
+    check_attention(
+        p,
+        q,
+        k_cache,
+        v_cache,
+        len,
+        p.n_heads * p.head_dim,
+        out.len(),
+    )?;
+    check_scratch(
+        len,
+        &[
+            ("scores scratch", scores.len()),
+            ("probs scratch", probs.len()),
+        ],
+    )?;
     let hd = p.head_dim;
     let kv_dim = p.n_kv_heads * hd;
-    check_len("q", p.n_heads * hd, q.len())?;
-    check_len("attention output", p.n_heads * hd, out.len())?;
-    if k_cache.len() < len * kv_dim {
-        return Err(KernelError::Length {
-            what: "k cache",
-            expected: len * kv_dim,
-            got: k_cache.len(),
-        });
-    }
-    if v_cache.len() < len * kv_dim {
-        return Err(KernelError::Length {
-            what: "v cache",
-            expected: len * kv_dim,
-            got: v_cache.len(),
-        });
-    }
-    if scores.len() < len {
-        return Err(KernelError::Length {
-            what: "scores scratch",
-            expected: len,
-            got: scores.len(),
-        });
-    }
-    if probs.len() < len {
-        return Err(KernelError::Length {
-            what: "probs scratch",
-            expected: len,
-            got: probs.len(),
-        });
-    }
     let group = p.n_heads / p.n_kv_heads;
     let score_frac = p.q_frac + p.k_frac + p.score_shift();
     let out_shift = 15 + p.v_frac as i32 - p.out_frac as i32;

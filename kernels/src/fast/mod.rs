@@ -17,7 +17,7 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use crate::attention::{softmax_q15_stored, AttnParams, MAX_LEN};
+use crate::attention::{check_attention, check_scratch, softmax_q15_stored, AttnParams};
 use crate::error::{check_len, check_range};
 use crate::linear::{rescale, OUT_FRAC_MAX, OUT_FRAC_MIN};
 use crate::round::{sat_i32, shift_round_sat};
@@ -251,11 +251,6 @@ pub fn attention_fast(
     probs: &mut [u16],
     out: &mut [i32],
 ) -> Result<(), KernelError> {
-    p.validate()?;
-    check_range("attention length", len as i64, 1, MAX_LEN as i64)?;
-    let hd = p.head_dim;
-    let kv_dim = p.n_kv_heads * hd;
-    check_len("q", p.n_heads * hd, q.len())?;
     if heads.start > heads.end || heads.end > p.n_heads {
         return Err(KernelError::Param {
             what: "head range end",
@@ -264,29 +259,17 @@ pub fn attention_fast(
             max: p.n_heads as i64,
         });
     }
-    check_len("attention output", heads.len() * hd, out.len())?;
-    for (what, c) in [("k cache", k_cache), ("v cache", v_cache)] {
-        if c.len() < len * kv_dim {
-            return Err(KernelError::Length {
-                what,
-                expected: len * kv_dim,
-                got: c.len(),
-            });
-        }
-    }
-    for (what, got) in [
-        ("scores scratch", scores.len()),
-        ("weights scratch", weights.len()),
-        ("probs scratch", probs.len()),
-    ] {
-        if got < len {
-            return Err(KernelError::Length {
-                what,
-                expected: len,
-                got,
-            });
-        }
-    }
+    let hd = p.head_dim;
+    let kv_dim = p.n_kv_heads * hd;
+    check_attention(p, q, k_cache, v_cache, len, heads.len() * hd, out.len())?;
+    check_scratch(
+        len,
+        &[
+            ("scores scratch", scores.len()),
+            ("weights scratch", weights.len()),
+            ("probs scratch", probs.len()),
+        ],
+    )?;
     let simd = isa == Isa::Avx512Vnni && hd % 32 == 0 && hd <= 256;
     let group = p.n_heads / p.n_kv_heads;
     let score_frac = p.q_frac + p.k_frac + p.score_shift();
