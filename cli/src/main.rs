@@ -47,10 +47,19 @@ struct ModelArgs {
     /// Seed of the built-in model.
     #[arg(long, default_value_t = edgedecoding_model::builtin::DEFAULT_SEED)]
     seed: u64,
-    /// Worker threads (results are identical for any count).
-    #[arg(long, short = 't', default_value_t = default_threads())]
+    /// Worker threads, 1 to 256 (results are identical for any count).
+    #[arg(long, short = 't', default_value_t = default_threads(), value_parser = thread_count())]
     threads: usize,
 }
+
+/// Thread counts are checked when parsed: 0 or a count the machine cannot
+/// create is an error message, not an abort.
+fn thread_count() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS)
+}
+
+/// The largest thread count accepted.
+const MAX_THREADS: u64 = 256;
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -133,7 +142,7 @@ enum Cmd {
         #[arg(long, short = 'n', default_value_t = 16)]
         decode: usize,
         /// Thread counts to measure.
-        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2])]
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2], value_parser = thread_count())]
         thread_counts: Vec<usize>,
         /// Instruction sets: `best`, `all` (every one this CPU runs) or a list
         /// (`scalar,avx512vnni`).

@@ -111,6 +111,11 @@ fn cli_errors_are_one_line() {
         vec!["generate", "--model", "/nonexistent/model.edq"],
         vec!["generate", "--builtin", "tiny", "--temperature", "-1"],
         vec!["bench", "--builtin", "tiny", "-p", "9999"],
+        // thread counts are validated, not aborted on (issue 14)
+        vec!["generate", "--builtin", "tiny", "-t", "0"],
+        vec!["generate", "--builtin", "tiny", "-t", "100000"],
+        vec!["generate", "--builtin", "tiny", "-t", "4294967296"],
+        vec!["bench", "--builtin", "tiny", "--thread-counts", "1,0"],
     ] {
         let out = Command::new(exe).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).to_string();
