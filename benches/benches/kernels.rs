@@ -109,7 +109,7 @@ fn bench_linear(c: &mut Criterion) {
                             black_box(&w),
                             black_box(&x),
                             None,
-                            ACT_FRAC as i32,
+                            ACT_FRAC,
                             black_box(&mut out),
                         )
                         .expect("shape")
@@ -272,7 +272,7 @@ fn bench_linear_fast(c: &mut Criterion) {
                                 black_box(&fast),
                                 black_box(&prep),
                                 None,
-                                ACT_FRAC as i32,
+                                ACT_FRAC,
                                 0..fast.panels(),
                                 black_box(&mut out),
                             )

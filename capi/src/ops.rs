@@ -171,6 +171,12 @@ fn c_group(g: ApotGroup) -> edgedecoding_apot_group {
     }
 }
 
+/// `out_frac` as the kernels take it: checked to `[0, 30]` (SPEC §4.2), then unsigned.
+fn out_frac_of(v: i32) -> R<u32> {
+    param("out_frac", v as i64, 0, 30)?;
+    Ok(v as u32)
+}
+
 fn param(what: &'static str, value: i64, min: i64, max: i64) -> R<()> {
     if (min..=max).contains(&value) {
         Ok(())
@@ -647,8 +653,7 @@ pub unsafe extern "C" fn edgedecoding_linear_rescale(
 ) -> edgedecoding_status {
     guard(|| {
         out_ptr("y", y)?;
-        param("out_frac", out_frac as i64, 0, 30)?;
-        let v = rescale(acc, e_row, out_frac, bias);
+        let v = rescale(acc, e_row, out_frac_of(out_frac)?, bias);
         // SAFETY: checked by `out_ptr`.
         unsafe { put(y, v) };
         Ok(())
@@ -691,7 +696,7 @@ pub unsafe extern "C" fn edgedecoding_linear(
             )
         };
         let b = (!bias.is_null() || bias_len != 0).then_some(b);
-        linear(&m, xb, b, out_frac, yo)?;
+        linear(&m, xb, b, out_frac_of(out_frac)?, yo)?;
         Ok(())
     })
 }
@@ -733,7 +738,7 @@ pub unsafe extern "C" fn edgedecoding_linear_derived_head(
         };
         let k = (!keep.is_null() || keep_len != 0).then_some(k);
         let head = DerivedHead::new(e, cols, emb_exp, k)?;
-        linear(&head, xb, None, out_frac, yo)?;
+        linear(&head, xb, None, out_frac_of(out_frac)?, yo)?;
         Ok(())
     })
 }

@@ -13,9 +13,9 @@ use crate::{KernelError, ACT_FRAC, GROUP, TOKENS_PER_PASS};
 pub const MAX_COLS: usize = 8184;
 
 /// Smallest allowed output fraction (`out_frac`) of [`linear`].
-pub const OUT_FRAC_MIN: i32 = 0;
+pub const OUT_FRAC_MIN: u32 = 0;
 /// Largest allowed output fraction of [`linear`].
-pub const OUT_FRAC_MAX: i32 = 30;
+pub const OUT_FRAC_MAX: u32 = 30;
 
 /// The 48-bit accumulator of one (token, output row) (SPEC §4.1):
 ///
@@ -44,8 +44,8 @@ pub fn group_term(b: &BfpBlock, codes: &[i8; GROUP], s1: u8, s2: u8) -> i64 {
 /// `bias << k` to the accumulator before it when `k >= 0` (exact for integer
 /// `bias`).
 #[inline(always)]
-pub fn rescale(acc: i64, e_row: i8, out_frac: i32, bias: i32) -> i32 {
-    let k = ACT_FRAC as i32 - out_frac - e_row as i32;
+pub fn rescale(acc: i64, e_row: i8, out_frac: u32, bias: i32) -> i32 {
+    let k = ACT_FRAC as i32 - out_frac as i32 - e_row as i32;
     sat_i32(shift_round_sat(acc, k).saturating_add(bias as i64))
 }
 
@@ -64,7 +64,7 @@ pub fn linear<W: ApotWeights + ?Sized>(
     w: &W,
     x: &[BfpBlock],
     bias: Option<&[i32]>,
-    out_frac: i32,
+    out_frac: u32,
     out: &mut [i32],
 ) -> Result<(), KernelError> {
     linear_rows(w, x, bias, out_frac, 0..w.rows(), out)
@@ -77,7 +77,7 @@ pub fn linear_rows<W: ApotWeights + ?Sized>(
     w: &W,
     x: &[BfpBlock],
     bias: Option<&[i32]>,
-    out_frac: i32,
+    out_frac: u32,
     rows: Range<usize>,
     out: &mut [i32],
 ) -> Result<(), KernelError> {
@@ -184,7 +184,7 @@ mod tests {
 
     /// Oracle: exact real-valued product in i128 from dequantized operands,
     /// then the rounding rule written as a rational.
-    fn oracle(c: &Case, x: &[BfpBlock], r: usize, out_frac: i32, bias: i32) -> i32 {
+    fn oracle(c: &Case, x: &[BfpBlock], r: usize, out_frac: u32, bias: i32) -> i32 {
         let mut acc: i128 = 0;
         for g in 0..C / 8 {
             let grp = &c.groups[r][g];
@@ -195,7 +195,7 @@ mod tests {
             }
         }
         // y = acc * 2^(e_row - 12 + out_frac)
-        let k = 12 - out_frac - c.row_exps[r] as i32;
+        let k = 12 - out_frac as i32 - c.row_exps[r] as i32;
         let y = if k >= 0 {
             (2 * acc + (1i128 << k)).div_euclid(2i128 << k)
         } else {
@@ -223,7 +223,7 @@ mod tests {
             let mut blocks = [BfpBlock::default(); 11 * C / 8];
             quantize_bfp(&xs[..tokens * C], &mut blocks[..tokens * C / 8]).unwrap();
             let bias: [i32; R] = core::array::from_fn(|_| (rng.next() % 20000) as i32 - 10000);
-            let out_frac = (rng.next() % 16) as i32;
+            let out_frac = (rng.next() % 16) as u32;
             let mut out = [0i32; 11 * R];
             linear(
                 &w,

@@ -77,7 +77,7 @@ pub trait Backend {
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
-        out_frac: i32,
+        out_frac: u32,
         out: &mut [i32],
     ) -> Result<(), ModelError>;
 
@@ -107,7 +107,7 @@ impl<B: Backend> Backend for &B {
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
-        out_frac: i32,
+        out_frac: u32,
         out: &mut [i32],
     ) -> Result<(), ModelError> {
         (**self).linear(id, w, x, bias, out_frac, out)
@@ -139,7 +139,7 @@ impl Backend for Serial {
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
-        out_frac: i32,
+        out_frac: u32,
         out: &mut [i32],
     ) -> Result<(), ModelError> {
         Ok(linear(w, x, bias, out_frac, out)?)
@@ -478,7 +478,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.q,
                 xb,
                 Some(lw.q_bias),
-                fm.q_frac as i32,
+                fm.q_frac,
                 &mut st.q[..n * h],
             )?;
             be.linear(
@@ -489,7 +489,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.k,
                 xb,
                 Some(lw.k_bias),
-                fm.k_frac as i32,
+                fm.k_frac,
                 &mut st.k_new[..n * kvd],
             )?;
             be.linear(
@@ -500,7 +500,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.v,
                 xb,
                 Some(lw.v_bias),
-                fm.v_frac as i32,
+                fm.v_frac,
                 &mut st.v_new[..n * kvd],
             )?;
             tap(probe, at, Stage::Q, start, n, &st.q[..n * h]);
@@ -565,7 +565,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.o,
                 &st.blocks[..n * h / 8],
                 None,
-                ACT_FRAC as i32,
+                ACT_FRAC,
                 &mut st.proj[..n * h],
             )?;
             tap(probe, at, Stage::OProj, start, n, &st.proj[..n * h]);
@@ -592,7 +592,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.gate,
                 &st.blocks[..n * h / 8],
                 None,
-                ACT_FRAC as i32,
+                ACT_FRAC,
                 &mut st.gate[..n * f],
             )?;
             be.linear(
@@ -603,7 +603,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.up,
                 &st.blocks[..n * h / 8],
                 None,
-                ACT_FRAC as i32,
+                ACT_FRAC,
                 &mut st.up[..n * f],
             )?;
             tap(probe, at, Stage::Gate, start, n, &st.gate[..n * f]);
@@ -620,7 +620,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &lw.down,
                 &st.blocks[..n * f / 8],
                 None,
-                ACT_FRAC as i32,
+                ACT_FRAC,
                 &mut st.proj[..n * h],
             )?;
             tap(probe, at, Stage::Down, start, n, &st.proj[..n * h]);
@@ -655,7 +655,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
                 &self.head,
                 fb,
                 None,
-                ACT_FRAC as i32,
+                ACT_FRAC,
                 &mut st.logits[..ns * v],
             )?;
             let logits = &st.logits[..ns * v];

@@ -339,7 +339,7 @@ impl Backend for Fast<'_> {
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
-        out_frac: i32,
+        out_frac: u32,
         out: &mut [i32],
     ) -> Result<(), ModelError> {
         let m = self.matrix(id.index(self.config.n_layers))?;

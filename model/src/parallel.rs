@@ -45,7 +45,7 @@ impl Backend for Threaded {
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
-        out_frac: i32,
+        out_frac: u32,
         out: &mut [i32],
     ) -> Result<(), ModelError> {
         let rows = w.rows();

@@ -32,13 +32,16 @@ fn std_workloads() -> Vec<(&'static str, u64)> {
 
 /// Known answers, pinned (RustCrypto style): the std build's workload hashes
 /// must not drift silently — a change here is a change of the kernels' or the
-/// decoder's bits (or of the self-test itself) and must be explained.
+/// decoder's bits (or of the self-test itself) and must be explained. (The
+/// kernels' value changed once on purpose: `out_frac` became unsigned, so the
+/// self-test's `linear(.., out_frac = -1, ..)` error case could no longer be
+/// written and was dropped.)
 #[test]
 fn selftest_hashes_are_pinned() {
     let w = std_workloads();
-    assert_eq!(w[0], ("kernels", 0x7e77_2eca_fdfa_1000));
+    assert_eq!(w[0], ("kernels", 0xafae_9d4f_a10c_4c3f));
     assert_eq!(w[1], ("model", 0x90f2_d18f_18b1_c9b0));
-    assert_eq!(selftest::combine(&[w[0].1, w[1].1]), 0xe762_8f2a_f898_7f41);
+    assert_eq!(selftest::combine(&[w[0].1, w[1].1]), 0xee17_354c_7e95_3c7e);
 }
 
 fn repo_root() -> PathBuf {

@@ -438,7 +438,7 @@ pub fn linear<'py>(
         &w,
         &x,
         bias.as_ref().map(|b| &b.data[..]),
-        out_frac as i32,
+        out_frac as u32,
         &mut y,
     )
     .map_err(kernel_error)?;
@@ -521,7 +521,7 @@ pub fn rescale<'py>(
         None => vec![0; acc.data.len()],
     };
     let y: Vec<i32> = (0..acc.data.len())
-        .map(|i| k::linear::rescale(acc.data[i], er[i], out_frac as i32, b[i]))
+        .map(|i| k::linear::rescale(acc.data[i], er[i], out_frac as u32, b[i]))
         .collect();
     out(py, y, &acc.shape)
 }

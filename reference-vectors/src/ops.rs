@@ -339,7 +339,7 @@ fn linear_case(
     x: &[i32],
     tokens: usize,
     bias: Option<&[i32]>,
-    out_frac: i32,
+    out_frac: u32,
 ) -> Result<Case> {
     let (rows, cols) = (w.rows, w.cols);
     let gpr = cols / GROUP;

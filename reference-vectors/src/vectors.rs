@@ -334,7 +334,7 @@ impl Backend for HistoryThenReference<'_> {
         w: &W,
         x: &[BfpBlock],
         bias: Option<&[i32]>,
-        out_frac: i32,
+        out_frac: u32,
         out: &mut [i32],
     ) -> Result<(), ModelError> {
         if self.captured.get() {

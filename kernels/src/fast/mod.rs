@@ -159,7 +159,7 @@ pub fn linear_fast(
     w: &Repacked<'_>,
     x: &Prepared<'_>,
     bias: Option<&[i32]>,
-    out_frac: i32,
+    out_frac: u32,
     panels: Range<usize>,
     out: &mut [i32],
 ) -> Result<(), KernelError> {

@@ -121,7 +121,7 @@ fn run_fast(
     w: &Repacked<'_>,
     x: &[BfpBlock],
     bias: Option<&[i32]>,
-    out_frac: i32,
+    out_frac: u32,
     panels: Range<usize>,
 ) -> Vec<i32> {
     let cols = w.cols();
@@ -170,7 +170,7 @@ fn fast_equals_reference() {
         let bias: Vec<i32> = (0..rows)
             .map(|_| (rng.next() % 100000) as i32 - 50000)
             .collect();
-        let out_frac = (rng.next() % 20) as i32;
+        let out_frac = (rng.next() % 20) as u32;
         let mut want = vec![0i32; tokens * rows];
         linear(&m, &blocks, Some(&bias), out_frac, &mut want).unwrap();
         for isa in isas() {
