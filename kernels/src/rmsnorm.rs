@@ -77,22 +77,72 @@ mod tests {
         assert_eq!(EPS_1E6_Q40, libm::round(1e-6 * 1099511627776.0) as u64);
     }
 
+    /// `inv_rms` itself over its whole domain: mean squares `m` of every bit
+    /// length from `eps = 2^20` to the largest (`n` values of `i32::MIN`:
+    /// `2^78 + eps`), both epsilon extremes. Checked against an independent
+    /// oracle: `m` summed in `i128`, the integer square root recomputed from
+    /// `f64` with exact correction, and `inv · 2^(-10-k)` within `2^-14`
+    /// relative of the real `1 / sqrt(m · 2^-40)`.
     #[test]
-    fn normalized_mantissa_range_for_every_bit_length() {
-        for b in 1..=63u32 {
-            for m in [
-                1u64 << (b - 1),
-                (1u64 << (b - 1)) | 1,
-                if b == 64 { u64::MAX } else { (1u64 << b) - 1 },
-            ] {
-                let bl = 64 - m.leading_zeros() as i32;
-                let k = (bl - 29).div_euclid(2);
-                let mn = if k >= 0 { m >> (2 * k) } else { m << (-2 * k) };
-                assert!((1 << 28..1 << 30).contains(&mn), "m={m} mn={mn}");
-                let inv = isqrt_u64((1u64 << 60) / mn);
-                assert!((1 << 15..=1 << 16).contains(&inv));
+    fn inv_rms_over_its_domain() {
+        let mut rng = Lcg(79);
+        let mut seen_bits = [false; 80];
+        let mut cases: std::vec::Vec<(std::vec::Vec<i32>, u64)> = std::vec::Vec::new();
+        for j in 0..=31u32 {
+            for v in [1i64 << j, (1i64 << j) - 1, 3i64 << j.saturating_sub(1)] {
+                let v = v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                for n in [1usize, 3, 896] {
+                    for eps in [1u64 << 20, EPS_1E6_Q40, 1u64 << 40] {
+                        cases.push((std::vec![v; n], eps));
+                        cases.push((std::vec![-v; n], eps));
+                    }
+                }
             }
         }
+        for eps in [1u64 << 20, 1u64 << 40] {
+            cases.push((std::vec![i32::MIN; 896], eps));
+            cases.push((std::vec![0; 7], eps));
+        }
+        for _ in 0..3000 {
+            let n = 1 + (rng.next() % 64) as usize;
+            let bits = 1 + (rng.next() % 32) as u32;
+            let x = (0..n)
+                .map(|_| ((rng.next() % (1u64 << bits)) as i64 - (1i64 << (bits - 1))) as i32)
+                .collect();
+            cases.push((x, (1u64 << 20) + rng.next() % ((1u64 << 40) - (1 << 20))));
+        }
+        for (x, eps) in &cases {
+            let (inv, k) = inv_rms(x, *eps);
+            // the mean square in Q40, exactly
+            let ss: i128 = x.iter().map(|&v| v as i128 * v as i128).sum();
+            let m = ((ss << 16) / x.len() as i128 + *eps as i128) as u128;
+            assert!(m >= 1 << 20 && m <= (1u128 << 78) + (1 << 40));
+            seen_bits[128 - m.leading_zeros() as usize] = true;
+            // normalisation: mn = m · 2^(-2k) in [2^28, 2^30), truncated
+            assert!((-4..=25).contains(&k), "k {k}");
+            let mn = if k >= 0 { m >> (2 * k) } else { m << (-2 * k) };
+            assert!((1u128 << 28..1u128 << 30).contains(&mn), "mn {mn}");
+            // inv = floor(sqrt(floor(2^60 / mn))), from f64 and corrected
+            let q = (1u128 << 60) / mn;
+            let mut r = (q as f64).sqrt() as u128;
+            while r * r > q {
+                r -= 1;
+            }
+            while (r + 1) * (r + 1) <= q {
+                r += 1;
+            }
+            assert_eq!(inv as u128, r, "m {m}");
+            assert!((1 << 15..=1 << 16).contains(&inv));
+            // against the real value
+            let real = 1.0 / ((m as f64) * 2f64.powi(-40)).sqrt();
+            let got = inv as f64 * 2f64.powi(-10 - k);
+            assert!(
+                ((got - real) / real).abs() < 2f64.powi(-14),
+                "m {m}: {got} vs {real}"
+            );
+        }
+        // every bit length of m from 21 (eps = 2^20) to 79 occurred
+        assert!(seen_bits[21..=79].iter().all(|&s| s), "{seen_bits:?}");
     }
 
     /// f64 oracle: relative error of every output below 2^-13 plus half an output
