@@ -116,7 +116,7 @@ mod tests {
             // the mean square in Q40, exactly
             let ss: i128 = x.iter().map(|&v| v as i128 * v as i128).sum();
             let m = ((ss << 16) / x.len() as i128 + *eps as i128) as u128;
-            assert!(m >= 1 << 20 && m <= (1u128 << 78) + (1 << 40));
+            assert!((1 << 20..=(1u128 << 78) + (1 << 40)).contains(&m));
             seen_bits[128 - m.leading_zeros() as usize] = true;
             // normalisation: mn = m · 2^(-2k) in [2^28, 2^30), truncated
             assert!((-4..=25).contains(&k), "k {k}");
