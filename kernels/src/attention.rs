@@ -441,56 +441,109 @@ mod tests {
         };
         assert!(good.validate().is_ok());
         assert_eq!(good.score_shift(), 3);
-        assert!(AttnParams {
-            head_dim: 32,
-            ..good
-        }
-        .validate()
-        .is_err());
-        assert!(AttnParams {
-            n_kv_heads: 3,
-            ..good
-        }
-        .validate()
-        .is_err());
-        assert!(AttnParams { q_frac: 16, ..good }.validate().is_err());
-        assert!(AttnParams { n_heads: 0, ..good }.validate().is_err());
+        assert_eq!(
+            AttnParams {
+                head_dim: 32,
+                ..good
+            }
+            .validate()
+            .unwrap_err(),
+            KernelError::Param {
+                what: "head_dim (power of 4)",
+                value: 32,
+                min: 4,
+                max: 1024
+            }
+        );
+        assert_eq!(
+            AttnParams {
+                n_kv_heads: 3,
+                ..good
+            }
+            .validate()
+            .unwrap_err(),
+            KernelError::NotMultiple {
+                what: "n_heads",
+                value: 14,
+                of: 3
+            }
+        );
+        assert_eq!(
+            AttnParams { q_frac: 16, ..good }.validate().unwrap_err(),
+            KernelError::Param {
+                what: "q_frac",
+                value: 16,
+                min: 0,
+                max: 15
+            }
+        );
+        assert_eq!(
+            AttnParams { n_heads: 0, ..good }.validate().unwrap_err(),
+            KernelError::Param {
+                what: "n_heads",
+                value: 0,
+                min: 1,
+                max: 1024
+            }
+        );
         let q = [0i16; 14 * 64];
         let mut out = [0i32; 14 * 64];
         let mut s = [0i64; 4];
         let mut pr = [0u16; 4];
-        assert!(attention(
-            &good,
-            &q,
-            &[0; 128 * 3],
-            &[0; 128 * 4],
-            4,
-            &mut s,
-            &mut pr,
-            &mut out
-        )
-        .is_err());
-        assert!(attention(
-            &good,
-            &q,
-            &[0; 128 * 4],
-            &[0; 128 * 4],
-            5,
-            &mut s,
-            &mut pr,
-            &mut out
-        )
-        .is_err());
-        assert!(attention(
-            &good,
-            &q,
-            &[0; 128 * 4],
-            &[0; 128 * 4],
-            0,
-            &mut s,
-            &mut pr,
-            &mut out
-        )
-        .is_err());
+        assert_eq!(
+            attention(
+                &good,
+                &q,
+                &[0; 128 * 3],
+                &[0; 128 * 4],
+                4,
+                &mut s,
+                &mut pr,
+                &mut out
+            )
+            .unwrap_err(),
+            KernelError::Length {
+                what: "k cache",
+                expected: 512,
+                got: 384
+            }
+        );
+        assert_eq!(
+            attention(
+                &good,
+                &q,
+                &[0; 128 * 4],
+                &[0; 128 * 4],
+                5,
+                &mut s,
+                &mut pr,
+                &mut out
+            )
+            .unwrap_err(),
+            KernelError::Length {
+                what: "k cache",
+                expected: 640,
+                got: 512
+            }
+        );
+        assert_eq!(
+            attention(
+                &good,
+                &q,
+                &[0; 128 * 4],
+                &[0; 128 * 4],
+                0,
+                &mut s,
+                &mut pr,
+                &mut out
+            )
+            .unwrap_err(),
+            KernelError::Param {
+                what: "attention length",
+                value: 0,
+                min: 1,
+                max: 65536
+            }
+        );
     }
 }

@@ -162,8 +162,22 @@ mod tests {
     #[test]
     fn vector_shape_errors() {
         let mut out = [BfpBlock::default(); 2];
-        assert!(quantize_bfp(&[0; 15], &mut out).is_err());
-        assert!(quantize_bfp(&[0; 24], &mut out).is_err());
+        assert_eq!(
+            quantize_bfp(&[0; 15], &mut out).unwrap_err(),
+            KernelError::NotMultiple {
+                what: "bfp input length",
+                value: 15,
+                of: 8
+            }
+        );
+        assert_eq!(
+            quantize_bfp(&[0; 24], &mut out).unwrap_err(),
+            KernelError::Length {
+                what: "bfp output blocks",
+                expected: 3,
+                got: 2
+            }
+        );
         assert!(quantize_bfp(&[0; 16], &mut out).is_ok());
     }
 }

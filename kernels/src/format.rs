@@ -289,9 +289,38 @@ mod tests {
         ));
         g.codes[3] = 0;
         g.s2 = 8;
-        assert!(pack_group(&mut c, &mut e, 0, &g).is_err());
-        assert!(ApotMatrix::new(1, 12, &[0; 7], &[0; 1], &[0]).is_err());
-        assert!(ApotMatrix::new(1, 8, &[0; 4], &[0; 1], &[0]).is_err());
-        assert!(ApotMatrix::new(1, 8, &[0; 5], &[0; 1], &[0; 2]).is_err());
+        assert_eq!(
+            pack_group(&mut c, &mut e, 0, &g).unwrap_err(),
+            KernelError::Param {
+                what: "s2",
+                value: 8,
+                min: 0,
+                max: 7
+            }
+        );
+        assert_eq!(
+            ApotMatrix::new(1, 12, &[0; 7], &[0; 1], &[0]).unwrap_err(),
+            KernelError::NotMultiple {
+                what: "cols",
+                value: 12,
+                of: 8
+            }
+        );
+        assert_eq!(
+            ApotMatrix::new(1, 8, &[0; 4], &[0; 1], &[0]).unwrap_err(),
+            KernelError::Length {
+                what: "packed codes",
+                expected: 5,
+                got: 4
+            }
+        );
+        assert_eq!(
+            ApotMatrix::new(1, 8, &[0; 5], &[0; 1], &[0; 2]).unwrap_err(),
+            KernelError::Length {
+                what: "row exponents",
+                expected: 1,
+                got: 2
+            }
+        );
     }
 }

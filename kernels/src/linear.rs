@@ -315,13 +315,58 @@ mod tests {
         let x = [BfpBlock::default(); 2];
         let mut out = [0i32; 2];
         assert!(linear(&w, &x, None, 12, &mut out).is_ok());
-        assert!(linear(&w, &x[..1], None, 12, &mut out).is_err());
-        assert!(linear(&w, &x, None, 31, &mut out).is_err());
-        assert!(linear(&w, &x, Some(&[1]), 12, &mut out).is_err());
-        assert!(linear(&w, &x, None, 12, &mut out[..1]).is_err());
+        assert_eq!(
+            linear(&w, &x[..1], None, 12, &mut out).unwrap_err(),
+            KernelError::NotMultiple {
+                what: "activation blocks",
+                value: 1,
+                of: 2
+            }
+        );
+        assert_eq!(
+            linear(&w, &x, None, 31, &mut out).unwrap_err(),
+            KernelError::Param {
+                what: "out_frac",
+                value: 31,
+                min: 0,
+                max: 30
+            }
+        );
+        assert_eq!(
+            linear(&w, &x, Some(&[1]), 12, &mut out).unwrap_err(),
+            KernelError::Length {
+                what: "bias",
+                expected: 2,
+                got: 1
+            }
+        );
+        assert_eq!(
+            linear(&w, &x, None, 12, &mut out[..1]).unwrap_err(),
+            KernelError::Length {
+                what: "output",
+                expected: 2,
+                got: 1
+            }
+        );
         let bad = [BfpBlock { m: [0; 8], e: 16 }; 2];
-        assert!(linear(&w, &bad, None, 12, &mut out).is_err());
-        assert!(linear_rows(&w, &x, None, 12, 1..3, &mut out[..1]).is_err());
+        assert_eq!(
+            linear(&w, &bad, None, 12, &mut out).unwrap_err(),
+            KernelError::Param {
+                what: "bfp exponent",
+                value: 16,
+                min: 0,
+                max: 15
+            }
+        );
+        assert_eq!(
+            linear_rows(&w, &x, None, 12, 1..3, &mut out[..1]).unwrap_err(),
+            KernelError::Param {
+                what: "row range end",
+                value: 3,
+                min: 1,
+                max: 2
+            }
+        );
         let mut one = [0i32; 1];
         assert!(linear_rows(&w, &x, None, 12, 1..2, &mut one).is_ok());
     }

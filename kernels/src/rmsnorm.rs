@@ -200,10 +200,41 @@ mod tests {
     #[test]
     fn errors() {
         let mut o = [0i32; 2];
-        assert!(rmsnorm(&[], &[], 8, EPS_1E6_Q40, &mut []).is_err());
-        assert!(rmsnorm(&[1, 2], &[1], 8, EPS_1E6_Q40, &mut o).is_err());
-        assert!(rmsnorm(&[1, 2], &[1, 1], 16, EPS_1E6_Q40, &mut o).is_err());
-        assert!(rmsnorm(&[1, 2], &[1, 1], 8, 0, &mut o).is_err());
+        assert_eq!(
+            rmsnorm(&[], &[], 8, EPS_1E6_Q40, &mut []).unwrap_err(),
+            KernelError::Param {
+                what: "rmsnorm length",
+                value: 0,
+                min: 1,
+                max: 65536
+            }
+        );
+        assert_eq!(
+            rmsnorm(&[1, 2], &[1], 8, EPS_1E6_Q40, &mut o).unwrap_err(),
+            KernelError::Length {
+                what: "gamma",
+                expected: 2,
+                got: 1
+            }
+        );
+        assert_eq!(
+            rmsnorm(&[1, 2], &[1, 1], 16, EPS_1E6_Q40, &mut o).unwrap_err(),
+            KernelError::Param {
+                what: "gamma_frac",
+                value: 16,
+                min: 0,
+                max: 15
+            }
+        );
+        assert_eq!(
+            rmsnorm(&[1, 2], &[1, 1], 8, 0, &mut o).unwrap_err(),
+            KernelError::Param {
+                what: "eps_q40",
+                value: 0,
+                min: 1048576,
+                max: 1099511627776
+            }
+        );
         assert!(rmsnorm(&[1, 2], &[1, 1], 8, EPS_1E6_Q40, &mut o).is_ok());
     }
 }

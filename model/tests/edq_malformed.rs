@@ -238,8 +238,10 @@ fn random_mutations_never_panic() {
         }
     }
     println!("{ok} mutated files still valid, {err} rejected");
-    assert_eq!(ok + err, 3000);
-    assert!(err > 1000);
+    // both outcomes occur: most mutations are caught, and files whose
+    // mutation hit only padding or resealed values still load and decode
+    assert!(err > 1000, "{err} rejected");
+    assert!(ok > 0, "no mutated file stayed valid");
 }
 
 /// The SIMD section (FORMAT.md §6): accepted when intact; rejected, each
