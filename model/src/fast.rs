@@ -102,6 +102,9 @@ pub struct Fast<'m> {
     section: Cow<'m, [u8]>,
     stored: bool,
     config: crate::Config,
+    /// Where each matrix lies in `section` (`edq::simd_matrix`), computed once
+    /// instead of on every linear call.
+    layout: Vec<(usize, usize, usize, usize, usize)>,
     /// One scratch per pool thread (`Fast::scratch_bytes` after warm-up).
     scratch: Vec<Mutex<Scratch>>,
     prep: Mutex<Prep>,
@@ -129,7 +132,13 @@ impl<'m> Fast<'m> {
             None => (Cow::Owned(simd_section(model, threads, progress)?), false),
         };
         let pool = Pool::new(threads);
+        let layout = (0..=model.config.n_layers * 7)
+            .map(|i| {
+                simd_matrix(&model.config, i).ok_or(ModelError::Internal("SIMD section layout"))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
+            layout,
             isa,
             scratch: (0..pool.threads()).map(|_| Mutex::default()).collect(),
             prep: Mutex::default(),
@@ -164,9 +173,9 @@ impl<'m> Fast<'m> {
 
     /// Bytes of repacked weights (all matrices and the head).
     pub fn weight_bytes(&self) -> usize {
-        (0..=self.config.n_layers * 7)
-            .filter_map(|i| simd_matrix(&self.config, i))
-            .map(|(rows, _, _, len, _)| len + rows)
+        self.layout
+            .iter()
+            .map(|&(rows, _, _, len, _)| len + rows)
             .sum()
     }
 
@@ -196,7 +205,7 @@ impl<'m> Fast<'m> {
             min: 0,
             max: (self.config.n_layers * 7) as i64,
         };
-        let (rows, cols, at, len, rexp) = simd_matrix(&self.config, idx).ok_or(bad)?;
+        let &(rows, cols, at, len, rexp) = self.layout.get(idx).ok_or(bad)?;
         Repacked::new(
             rows,
             cols,
