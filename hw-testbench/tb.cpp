@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
@@ -114,7 +115,8 @@ struct ModelState {
 
 struct Ctx {
     fs::path golden, dut;
-    std::vector<uint16_t> exp2_rom, sig_rom;
+    std::vector<uint16_t> exp2_rom, sig_rom;  // computed from the SPEC recipes (compute_roms)
+    std::vector<int16_t> rope_cos, rope_sin;
     mutable ModelState model;
 
     template <class T>
@@ -188,8 +190,11 @@ ModelState& model_of(const Ctx& x, const Case& c) {
         m.layers.push_back(std::move(w));
     }
     const size_t rope = static_cast<size_t>(d.ctx) * d.head_dim / 2;
-    m.cos = load<int16_t>(x.golden / "rom" / "rope_cos_q14.bin", rope);
-    m.sin = load<int16_t>(x.golden / "rom" / "rope_sin_q14.bin", rope);
+    if (x.rope_cos.size() != rope)
+        throw std::runtime_error("the RoPE ROM has " + std::to_string(x.rope_cos.size()) + " entries, the model needs " +
+                                 std::to_string(rope));
+    m.cos = x.rope_cos;
+    m.sin = x.rope_sin;
     m.head = edv::derive_head(m.emb, C, m.emb_exp);
     m.kc.assign(static_cast<size_t>(m.n_layers), std::vector<int16_t>(static_cast<size_t>(d.ctx) * KV, 0));
     m.vc = m.kc;
@@ -515,6 +520,53 @@ void run_case(const Ctx& x, const Case& c) {
     }
 }
 
+// The ROMs, computed here from the SPEC recipes with <cmath> (std::round is
+// half away from zero, as the SPEC's round), then checked against the golden
+// suite's rom/ files, so a suite whose tables drifted from the SPEC fails here
+// instead of being trusted: EXP2_NEG_Q15 (SPEC 7.2), SIGMOID_Q15 (8.1) and the
+// RoPE tables (6.1, parameters from the suite's rom/rope_cos_q14 case).
+template <class T>
+void check_rom(const fs::path& path, const std::vector<T>& want, const char* what) {
+    const std::vector<T> got = load<T>(path);
+    if (got.size() != want.size())
+        throw std::runtime_error(path.string() + ": " + std::to_string(got.size()) + " entries, the SPEC recipe gives " +
+                                 std::to_string(want.size()));
+    for (size_t i = 0; i < want.size(); i++)
+        if (got[i] != want[i])
+            throw std::runtime_error(path.string() + ": " + what + "[" + std::to_string(i) + "] = " +
+                                     std::to_string(got[i]) + ", the SPEC recipe gives " + std::to_string(want[i]));
+}
+
+void compute_roms(Ctx& x, const std::vector<Case>& index) {
+    x.exp2_rom.resize(256);
+    for (int f = 0; f < 256; f++) x.exp2_rom[f] = static_cast<uint16_t>(std::round(32768.0 * std::exp2(-f / 256.0)));
+    x.sig_rom.resize(257);
+    for (int i = 0; i <= 256; i++)
+        x.sig_rom[i] = static_cast<uint16_t>(std::round(32768.0 / (1.0 + std::exp(-(-8.0 + i / 16.0)))));
+    check_rom(x.golden / "rom" / "exp2_neg_q15.bin", x.exp2_rom, "EXP2_NEG_Q15");
+    check_rom(x.golden / "rom" / "sigmoid_q15.bin", x.sig_rom, "SIGMOID_Q15");
+    const Case* rc = nullptr;
+    for (const Case& c : index)
+        if (c.op == "rom" && c.name == "rope_cos_q14") rc = &c;
+    if (rc == nullptr) throw std::runtime_error("index.txt has no rom/rope_cos_q14 case (RoPE parameters)");
+    const long long positions = rc->num("positions"), head_dim = rc->num("head_dim"), half = head_dim / 2;
+    const double theta = static_cast<double>(rc->num("theta"));
+    x.rope_cos.assign(static_cast<size_t>(positions * half), 0);
+    x.rope_sin.assign(static_cast<size_t>(positions * half), 0);
+    for (long long i = 0; i < half; i++) {
+        const double inv_freq = std::pow(theta, -static_cast<double>(2 * i) / static_cast<double>(head_dim));
+        for (long long p = 0; p < positions; p++) {
+            const double a = static_cast<double>(p) * inv_freq;
+            x.rope_cos[static_cast<size_t>(p * half + i)] = static_cast<int16_t>(std::round(std::cos(a) * 16384.0));
+            x.rope_sin[static_cast<size_t>(p * half + i)] = static_cast<int16_t>(std::round(std::sin(a) * 16384.0));
+        }
+    }
+    check_rom(x.golden / "rom" / "rope_cos_q14.bin", x.rope_cos, "cos");
+    check_rom(x.golden / "rom" / "rope_sin_q14.bin", x.rope_sin, "sin");
+    std::printf("tb: ROMs computed from the SPEC recipes equal the suite's rom/ files (exp2 256, sigmoid 257, RoPE 2 x %lld)\n",
+                positions * half);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -546,10 +598,10 @@ int main(int argc, char** argv) {
         Ctx x;
         x.golden = argv[1];
         x.dut = argv[2];
-        x.exp2_rom = load<uint16_t>(x.golden / "rom" / "exp2_neg_q15.bin", 256);
-        x.sig_rom = load<uint16_t>(x.golden / "rom" / "sigmoid_q15.bin", 257);
+        const std::vector<Case> index = read_index(x.golden);
+        compute_roms(x, index);
         std::map<std::string, int> done;
-        for (const Case& c : read_index(x.golden)) {
+        for (const Case& c : index) {
             if (!ops.count(c.op)) continue;
             run_case(x, c);
             done[c.op]++;
