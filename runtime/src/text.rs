@@ -216,6 +216,22 @@ impl Sampler {
         if self.temperature == 0.0 {
             return greedy;
         }
+        model.token_of_row(self.sample_row(logits))
+    }
+
+    /// A row drawn from `softmax(logits / 4096 / temperature)` restricted to
+    /// the `top_k` largest logits (ties: lower row first), then to the
+    /// smallest prefix whose probability reaches `top_p`. With temperature 0:
+    /// the first largest row. Empty `logits`: row 0.
+    pub fn sample_row(&mut self, logits: &[i32]) -> usize {
+        if logits.is_empty() {
+            return 0;
+        }
+        if self.temperature == 0.0 {
+            return (0..logits.len())
+                .min_by(|&a, &b| logits[b].cmp(&logits[a]).then(a.cmp(&b)))
+                .unwrap_or(0);
+        }
         let mut idx: Vec<usize> = (0..logits.len()).collect();
         idx.sort_by(|&a, &b| logits[b].cmp(&logits[a]).then(a.cmp(&b)));
         if self.top_k > 0 {
@@ -242,10 +258,10 @@ impl Sampler {
         for k in 0..keep {
             r -= p[k];
             if r <= 0.0 {
-                return model.token_of_row(idx[k]);
+                return idx[k];
             }
         }
-        model.token_of_row(idx[keep - 1])
+        idx[keep - 1]
     }
 }
 
@@ -271,4 +287,112 @@ pub fn nll_f32(logits: &[f32], target: usize) -> f64 {
         .ln()
         + mx;
     lse - logits[target] as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Softmax of Q12 logits at temperature `t`, computed directly (the oracle).
+    fn softmax(logits: &[i32], t: f64) -> Vec<f64> {
+        let e: Vec<f64> = logits
+            .iter()
+            .map(|&l| (l as f64 / 4096.0 / t).exp())
+            .collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|v| v / s).collect()
+    }
+
+    fn histogram(s: &mut Sampler, logits: &[i32], n: usize) -> Vec<f64> {
+        let mut h = vec![0usize; logits.len()];
+        for _ in 0..n {
+            h[s.sample_row(logits)] += 1;
+        }
+        h.iter().map(|&c| c as f64 / n as f64).collect()
+    }
+
+    const LOGITS: [i32; 6] = [4096, 2 * 4096, 0, 2 * 4096 - 1000, -4096, 3000];
+
+    #[test]
+    fn same_seed_same_draws_other_seed_other_draws() {
+        let draw = |seed| {
+            let mut s = Sampler::new(1.0, 0, 1.0, seed).unwrap();
+            (0..200).map(|_| s.sample_row(&LOGITS)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+    }
+
+    #[test]
+    fn full_support_follows_the_softmax_at_each_temperature() {
+        for t in [0.5f32, 1.0, 2.0] {
+            let mut s = Sampler::new(t, 0, 1.0, 42).unwrap();
+            let got = histogram(&mut s, &LOGITS, 40_000);
+            let want = softmax(&LOGITS, t as f64);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                // 4.5 standard deviations of a binomial frequency
+                let tol = 4.5 * (w * (1.0 - w) / 40_000.0).sqrt() + 1e-9;
+                assert!((g - w).abs() <= tol, "T {t} row {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_exactly_the_k_largest_renormalised() {
+        let mut s = Sampler::new(1.0, 3, 1.0, 3).unwrap();
+        let got = histogram(&mut s, &LOGITS, 30_000);
+        // the 3 largest: rows 1, 3, 0 (5 = 3000 < 4096 is the 4th)
+        let kept = [1usize, 3, 0];
+        let p = softmax(&[LOGITS[1], LOGITS[3], LOGITS[0]], 1.0);
+        for (i, &g) in got.iter().enumerate() {
+            match kept.iter().position(|&k| k == i) {
+                Some(j) => assert!((g - p[j]).abs() < 0.015, "row {i}: {g} vs {}", p[j]),
+                None => assert_eq!(g, 0.0, "row {i} is outside the top 3"),
+            }
+        }
+        // ties: the lower row wins the last place
+        let tie = [5, 9, 9, 9];
+        let mut s = Sampler::new(1.0, 2, 1.0, 3).unwrap();
+        let got = histogram(&mut s, &tie, 5_000);
+        assert_eq!((got[0], got[3]), (0.0, 0.0), "{got:?}");
+        assert!(got[1] > 0.4 && got[2] > 0.4, "{got:?}");
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_prefix_reaching_p() {
+        // probabilities 0.5, 0.3, 0.15, 0.05 (logits = ln p in Q12)
+        let p = [0.5f64, 0.3, 0.15, 0.05];
+        let logits: Vec<i32> = p.iter().map(|v| (v.ln() * 4096.0).round() as i32).collect();
+        for (top_p, support) in [(0.4f32, 1usize), (0.7, 2), (0.8, 2), (0.9, 3), (1.0, 4)] {
+            let mut s = Sampler::new(1.0, 0, top_p, 11).unwrap();
+            let got = histogram(&mut s, &logits, 20_000);
+            let q = softmax(&logits[..support], 1.0);
+            for i in 0..4 {
+                if i < support {
+                    assert!(
+                        (got[i] - q[i]).abs() < 0.02,
+                        "top_p {top_p} row {i}: {got:?}"
+                    );
+                } else {
+                    assert_eq!(got[i], 0.0, "top_p {top_p}: row {i} outside the nucleus");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn temperature_zero_is_the_first_largest_and_bad_parameters_are_errors() {
+        let mut s = Sampler::new(0.0, 0, 1.0, 1).unwrap();
+        assert_eq!(s.sample_row(&[3, 9, 9, 1]), 1);
+        assert_eq!(s.sample_row(&[]), 0);
+        for (t, p) in [
+            (-0.1f32, 1.0f32),
+            (f32::NAN, 1.0),
+            (f32::INFINITY, 1.0),
+            (1.0, 0.0),
+            (1.0, 1.5),
+        ] {
+            assert!(Sampler::new(t, 0, p, 1).is_err(), "T {t} top_p {p}");
+        }
+    }
 }
