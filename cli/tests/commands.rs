@@ -1,0 +1,256 @@
+//! The CLI's commands end to end without the real model: `perplexity` against
+//! a perplexity computed here from the float reference, sampling with a seed,
+//! `bench`, and a Hugging Face folder given directly vs converted to `.edq`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edgedecoding_model::builtin::{float_model, DEFAULT_SEED};
+use edgedecoding_model::Config;
+
+fn exe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_edgedecoding"))
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edq-cmd-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The number after `label` on the line that contains it.
+fn number_after(text: &str, label: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    line[line.find(label).unwrap() + label.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// `perplexity --float` equals the perplexity computed here with the float
+/// reference of the same built-in model and an f64 log-softmax over the same
+/// windows (byte ids, consecutive windows, each predicting its next tokens);
+/// `--compare` reports an integer perplexity near it and the agreement.
+#[test]
+fn perplexity_matches_an_independent_computation() {
+    let dir = tmp("ppl");
+    let text: String = (0..40)
+        .map(|i| {
+            format!(
+                "Line {i}: the quick brown fox jumps over the lazy dog {}.\n",
+                i * 7
+            )
+        })
+        .collect();
+    let file = dir.join("text.txt");
+    std::fs::write(&file, &text).unwrap();
+    let (window, windows) = (48usize, 5usize);
+    let out = ok(
+        exe()
+            .args([
+                "perplexity",
+                "--builtin",
+                "tiny",
+                "--window",
+                "48",
+                "--max-windows",
+                "5",
+                "--compare",
+                "--file",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap(),
+        "perplexity",
+    );
+    let cfg = Config {
+        ctx: 256,
+        ..Config::tiny()
+    };
+    let fm = float_model(&cfg, DEFAULT_SEED).unwrap();
+    let ids: Vec<u32> = text.bytes().map(u32::from).collect();
+    let (mut nll, mut count) = (0.0f64, 0usize);
+    for w in ids.chunks_exact(window).take(windows) {
+        fm.forward(w, 1, None, 0..w.len() - 1, &mut |i, lg| {
+            let mx = lg.iter().fold(f64::MIN, |a, &v| a.max(v as f64));
+            let lse = lg.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln() + mx;
+            nll += lse - lg[w[i + 1] as usize] as f64;
+            count += 1;
+        })
+        .unwrap();
+    }
+    let want = (nll / count as f64).exp();
+    assert_eq!(count, windows * (window - 1));
+    assert!(
+        out.starts_with(&format!(
+            "{count} predictions, {windows} windows of {window} tokens"
+        )),
+        "{out}"
+    );
+    let float = number_after(&out, "float perplexity:");
+    assert!((float - want).abs() <= 1e-4 * want, "CLI {float} vs {want}");
+    let int = number_after(&out, "integer perplexity:");
+    let ratio = number_after(&out, "ratio integer/float:");
+    assert!((ratio - int / float).abs() < 1e-3, "{out}");
+    assert!((0.9..1.1).contains(&ratio), "{out}");
+    let line = out.lines().find(|l| l.contains("agreement:")).unwrap();
+    let frac = line.split_whitespace().find(|w| w.contains('/')).unwrap();
+    let (a, n) = frac.split_once('/').unwrap();
+    let (a, n): (usize, usize) = (a.parse().unwrap(), n.parse().unwrap());
+    assert_eq!(n, count, "{line}");
+    assert!(a > count / 2 && a <= count, "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sampling: the same seed gives the same text, another seed another text;
+/// temperature 0 ignores the seed.
+#[test]
+fn sampling_is_reproducible_by_seed() {
+    let run = |args: &[&str]| {
+        ok(
+            exe()
+                .args(["generate", "--builtin", "tiny", "-n", "24", "-p", "abc"])
+                .args(args)
+                .output()
+                .unwrap(),
+            "generate",
+        )
+    };
+    let a = run(&["--temperature", "1.5", "--sample-seed", "5"]);
+    assert_eq!(a, run(&["--temperature", "1.5", "--sample-seed", "5"]));
+    assert_ne!(a, run(&["--temperature", "1.5", "--sample-seed", "6"]));
+    let g = run(&[]);
+    assert_eq!(g, run(&["--sample-seed", "99"]));
+    assert_ne!(a, g);
+    // top-k 1 is greedy whatever the temperature and seed
+    assert_eq!(
+        g,
+        run(&["--temperature", "1.5", "--top-k", "1", "--sample-seed", "3"])
+    );
+}
+
+/// `bench` prints a table row per backend × threads × test with positive
+/// rates and a ± spread from its repetitions.
+#[test]
+fn bench_reports_every_requested_row() {
+    let out = ok(
+        exe()
+            .args([
+                "bench",
+                "--builtin",
+                "tiny",
+                "-p",
+                "16",
+                "-n",
+                "4",
+                "-r",
+                "2",
+                "--thread-counts",
+                "1,2",
+            ])
+            .output()
+            .unwrap(),
+        "bench",
+    );
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("| pp16 |") || l.contains("| tg4 |"))
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    for r in rows {
+        let cells: Vec<&str> = r.split('|').map(str::trim).collect();
+        let (mean, sd) = cells[4].split_once(" ± ").unwrap_or_else(|| panic!("{r}"));
+        let (mean, sd): (f64, f64) = (mean.parse().unwrap(), sd.parse().unwrap());
+        assert!(mean > 0.0 && sd >= 0.0 && sd.is_finite(), "{r}");
+    }
+}
+
+/// A byte-level `tokenizer.json` (the 256 byte tokens, no merges) for the tiny
+/// Hugging Face fixture, whose vocabulary is 256.
+fn byte_tokenizer_json() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut j: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    let vocab: serde_json::Map<String, serde_json::Value> = (0u8..=255)
+        .map(|b| (edgedecoding_tokenizer::bytes_to_byte_level(&[b]), b.into()))
+        .collect();
+    j["model"]["vocab"] = vocab.into();
+    j["model"]["merges"] = serde_json::json!([]);
+    j["added_tokens"] = serde_json::json!([]);
+    j.to_string()
+}
+
+/// A Hugging Face folder through the CLI: `generate` on the folder and on
+/// its `convert`ed `.edq` print the same text; `inspect` describes it.
+#[test]
+fn hugging_face_folder_direct_and_converted_agree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tmp("hf");
+    let hf = dir.join("tiny_hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
+            hf.join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(hf.join("tokenizer.json"), byte_tokenizer_json()).unwrap();
+    let gen = |model: &Path| {
+        ok(
+            exe()
+                .args([
+                    "generate", "-n", "12", "-p", "hello", "--ctx", "64", "--model",
+                ])
+                .arg(model)
+                .output()
+                .unwrap(),
+            "generate",
+        )
+    };
+    let direct = gen(&hf);
+    assert!(!direct.trim().is_empty());
+    let edq = dir.join("tiny.edq");
+    ok(
+        exe()
+            .args(["convert", "--ctx", "64", "--model"])
+            .arg(&hf)
+            .arg("--out")
+            .arg(&edq)
+            .output()
+            .unwrap(),
+        "convert",
+    );
+    assert_eq!(gen(&edq), direct);
+    let info = ok(
+        exe()
+            .args(["inspect", "--model"])
+            .arg(&edq)
+            .output()
+            .unwrap(),
+        "inspect",
+    );
+    assert!(
+        info.contains("Qwen2 byte-level BPE, 256 tokens, 0 merges"),
+        "{info}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
