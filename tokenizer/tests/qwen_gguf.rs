@@ -212,3 +212,30 @@ fn roundtrip_and_streaming_on_the_real_vocab() {
         assert_eq!(streamed, s);
     }
 }
+
+/// The tokenizer stored inside a `.edq` file (FORMAT §3): the GGUF vocabulary
+/// written as a blob and read back gives a tokenizer that matches the Hugging
+/// Face ids on every expected case, agrees with the original on the round-trip
+/// corpus and keeps every token kind and special id.
+#[test]
+fn tokenizer_blob_in_edq_round_trips_on_the_real_vocab() {
+    let Some(l) = loaded() else { return };
+    let blob = l.vocab.to_blob();
+    let t = Tokenizer::from_blob(&blob).unwrap();
+    check_cases(&t, "tokenizer from the .edq blob");
+    assert_eq!(t.vocab_size(), l.tok.vocab_size());
+    assert_eq!(t.merge_count(), l.tok.merge_count());
+    assert_eq!((t.bos_id(), t.eos_id()), (l.tok.bos_id(), l.tok.eos_id()));
+    for id in (0..t.vocab_size() as u32)
+        .step_by(97)
+        .chain([151_643, 151_644, 151_645])
+    {
+        assert_eq!(t.token_kind(id), l.tok.token_kind(id), "kind of {id}");
+        assert_eq!(t.id_to_token(id), l.tok.id_to_token(id), "token {id}");
+    }
+    for s in common::roundtrip_corpus() {
+        let ids = l.tok.encode(&s);
+        assert_eq!(t.encode(&s), ids, "{s:?}");
+        assert_eq!(t.decode(&ids).unwrap(), l.tok.decode(&ids).unwrap());
+    }
+}
