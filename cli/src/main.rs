@@ -206,10 +206,55 @@ enum Cmd {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Err(e) = outputs_first(&cli.cmd) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Checks a command's output path before any work and arranges that the
+/// temporary output it writes first (a `.NAME.tmpPID` file, a
+/// `.NAME.partial-PID` directory) is removed when the process is interrupted
+/// (SIGINT, SIGTERM, SIGHUP: exit status 130); error paths remove it themselves.
+fn outputs_first(cmd: &Cmd) -> Result<()> {
+    use edgedecoding_reference_vectors::{cli::partial_dir, suite::check_out_dir};
+    let (temp, is_dir) = match cmd {
+        Cmd::Convert { out, .. } => {
+            source::check_out_file(out)?;
+            (source::temp_file(out), false)
+        }
+        Cmd::Vectors { a, .. } => {
+            check_out_dir(&a.out)?;
+            (partial_dir(&a.out), true)
+        }
+        Cmd::ExportHw { a, .. } => {
+            check_out_dir(&a.out)?;
+            (partial_dir(&a.out), true)
+        }
+        _ => return Ok(()),
+    };
+    ctrlc::set_handler(move || {
+        // the writer may still be adding files: retry a few times
+        for _ in 0..50 {
+            let gone = if is_dir {
+                std::fs::remove_dir_all(&temp).is_ok() || !temp.exists()
+            } else {
+                std::fs::remove_file(&temp).is_ok() || !temp.exists()
+            };
+            if gone {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("\ninterrupted: removed the unfinished output");
+        std::process::exit(130);
+    })
+    .context("installing the interrupt handler")
 }
 
 fn run(cli: Cli) -> Result<()> {

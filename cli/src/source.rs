@@ -89,23 +89,51 @@ fn cache_dir() -> PathBuf {
         })
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a failure
-/// never leaves a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The hidden temporary file [`write_atomic`] writes before renaming it to
+/// `path` (`.NAME.tmpPID` beside it): the CLI removes it on SIGINT.
+pub fn temp_file(path: &Path) -> PathBuf {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
+    dir.join(format!(
         ".{}.tmp{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
         std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    ))
+}
+
+/// `path` can be an output file: not a directory, not ending in `/`. Checked
+/// before any work, so a bad `--out` costs nothing.
+pub fn check_out_file(path: &Path) -> Result<()> {
+    if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
+        bail!(
+            "--out {} is a directory; give a file name (e.g. {}/model.edq)",
+            path.display(),
+            path.display().to_string().trim_end_matches('/')
+        );
+    }
     Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a failure
+/// never leaves a half-written file, nor the temporary one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    check_out_file(path)?;
+    let tmp = temp_file(path);
+    if let Some(dir) = tmp.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let res = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        });
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {

@@ -78,29 +78,39 @@ fn with_model<T>(bytes: &[u8], f: impl FnOnce(&Model<'_>) -> Result<T>) -> Resul
     }
 }
 
-/// Runs `write` into a fresh sibling directory and renames it to `out` only
-/// when it succeeded, so a failure never leaves a half-written suite. `out`
-/// must be absent or empty.
+/// The hidden sibling directory `vectors` / `export-hw` write into before it
+/// is renamed to `out` (`.NAME.partial-PID`): the CLI removes it on SIGINT.
+pub fn partial_dir(out: &std::path::Path) -> PathBuf {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+/// Runs `write` into [`partial_dir`] and renames it to `out` only when it
+/// succeeded, so a failure never leaves a half-written suite (nor an empty
+/// `out`). `out` must be absent or an empty directory.
 fn atomically<T>(
     out: &std::path::Path,
     write: impl FnOnce(&std::path::Path) -> Result<T>,
 ) -> Result<T> {
-    crate::suite::prepare_out_dir(out)?;
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    match write(&tmp) {
-        Ok(v) => {
-            std::fs::remove_dir(out).with_context(|| format!("replacing {}", out.display()))?;
-            std::fs::rename(&tmp, out)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
-        }
+    crate::suite::check_out_dir(out)?;
+    let tmp = partial_dir(out);
+    if let Some(parent) = tmp.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let res = write(&tmp).and_then(|v| {
+        if out.exists() {
+            std::fs::remove_dir(out).with_context(|| format!("replacing {}", out.display()))?;
+        }
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+        Ok(v)
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    res
 }
 
 /// Runs `vectors` on a model given as `.edq` bytes named `source`.

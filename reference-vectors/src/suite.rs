@@ -176,6 +176,19 @@ pub struct Suite {
 
 /// Whether `dir` can be written into: absent, or an empty directory.
 pub fn prepare_out_dir(dir: &Path) -> Result<()> {
+    check_out_dir(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// `dir` can receive a new suite: absent, or an empty directory (not a file).
+/// Creates nothing.
+pub fn check_out_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{} is a file, not a directory; give a directory for the output",
+            dir.display()
+        );
+    }
     if dir.exists() {
         let mut it =
             std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
@@ -186,7 +199,7 @@ pub fn prepare_out_dir(dir: &Path) -> Result<()> {
             );
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+    Ok(())
 }
 
 fn c_ident(s: &str) -> String {
