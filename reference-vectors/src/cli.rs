@@ -171,7 +171,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
     println!("{r}");
     if !r.passed() {
         let (_, d, m, s) = r.counts();
-        bail!("verification failed: {d} files differ, {m} missing, {s} wrong size");
+        bail!("verification failed: {d} files differ, {m} missing or unreadable, {s} wrong size");
     }
     Ok(())
 }

@@ -393,6 +393,15 @@ impl Manifest {
             .iter()
             .map(FileEntry::from_json)
             .collect::<Result<Vec<_>>>()?;
+        let mut seen = std::collections::HashMap::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            if let Some(first) = seen.insert(f.path.as_str(), i) {
+                bail!(
+                    "`files` lists {} twice (entries {first} and {i}): a manifest names each file once",
+                    f.path
+                );
+            }
+        }
         Ok(Self { info, cases, files })
     }
 

@@ -55,6 +55,12 @@ pub enum Outcome {
         /// Bytes the device file has.
         got: u64,
     },
+    /// The device path exists but is not a readable file (a directory, no
+    /// permission): a failure of this file, not of the whole run.
+    Unreadable {
+        /// Why (the I/O error).
+        reason: String,
+    },
     /// Same length, different values.
     Differ {
         /// Number of differing elements.
@@ -80,6 +86,9 @@ pub struct VerifyReport {
     pub files: Vec<FileReport>,
     /// Whether matching files are listed by `Display`.
     pub verbose: bool,
+    /// Files in the device directory that are no golden output of the suite
+    /// (relative paths, sorted): reported, not compared, not a failure.
+    pub extra: Vec<String>,
 }
 
 impl VerifyReport {
@@ -88,14 +97,14 @@ impl VerifyReport {
         self.files.iter().all(|f| f.outcome == Outcome::Match)
     }
 
-    /// (matching, differing, missing, wrong size).
+    /// (matching, differing, missing or unreadable, wrong size).
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let mut c = (0, 0, 0, 0);
         for f in &self.files {
             match f.outcome {
                 Outcome::Match => c.0 += 1,
                 Outcome::Differ { .. } => c.1 += 1,
-                Outcome::Missing => c.2 += 1,
+                Outcome::Missing | Outcome::Unreadable { .. } => c.2 += 1,
                 Outcome::WrongSize { .. } => c.3 += 1,
             }
         }
@@ -117,6 +126,11 @@ impl fmt::Display for VerifyReport {
                 Outcome::Missing => writeln!(
                     f,
                     "MISSING   {}: no such file in the device directory ({what})",
+                    e.path
+                )?,
+                Outcome::Unreadable { reason } => writeln!(
+                    f,
+                    "UNREADABLE {}: not a readable file in the device directory: {reason}",
                     e.path
                 )?,
                 Outcome::WrongSize { expected, got } => writeln!(
@@ -152,13 +166,29 @@ impl fmt::Display for VerifyReport {
                 }
             }
         }
+        for x in self.extra.iter().take(20) {
+            writeln!(
+                f,
+                "EXTRA     {x}: not a golden output of this suite (ignored)"
+            )?;
+        }
+        if self.extra.len() > 20 {
+            writeln!(
+                f,
+                "          ... and {} more extra files",
+                self.extra.len() - 20
+            )?;
+        }
         let (ok, differ, missing, size) = self.counts();
         write!(
             f,
-            "verify: {} files checked: {ok} match, {differ} differ, {missing} missing, {size} wrong size -> {}",
+            "verify: {} files checked: {ok} match, {differ} differ, {missing} missing, {size} wrong size",
             self.files.len(),
-            if self.passed() { "PASS" } else { "FAIL" }
-        )
+        )?;
+        if !self.extra.is_empty() {
+            write!(f, ", {} extra files ignored", self.extra.len())?;
+        }
+        write!(f, " -> {}", if self.passed() { "PASS" } else { "FAIL" })
     }
 }
 
@@ -200,7 +230,13 @@ pub fn verify(golden: &Path, dut: &Path, o: &VerifyOptions) -> Result<VerifyRepo
         let dp = dut.join(&e.path);
         let outcome = match std::fs::read(&dp) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Outcome::Missing,
-            Err(err) => return Err(err).with_context(|| format!("reading {}", dp.display())),
+            Err(err) => Outcome::Unreadable {
+                reason: if dp.is_dir() {
+                    "a directory".to_string()
+                } else {
+                    err.to_string()
+                },
+            },
             Ok(d) if d.len() != g.len() => Outcome::WrongSize {
                 expected: g.len() as u64,
                 got: d.len() as u64,
@@ -230,10 +266,45 @@ pub fn verify(golden: &Path, dut: &Path, o: &VerifyOptions) -> Result<VerifyRepo
             outcome,
         });
     }
+    let outputs: std::collections::HashSet<&str> = m
+        .files
+        .iter()
+        .filter(|e| e.role == Role::Out)
+        .map(|e| e.path.as_str())
+        .collect();
+    let mut extra = Vec::new();
+    list_files(dut, "", &mut extra)?;
+    extra.retain(|p| !outputs.contains(p.as_str()));
+    extra.sort();
     Ok(VerifyReport {
         files,
         verbose: o.verbose,
+        extra,
     })
+}
+
+/// Every regular file under `dir`, as `prefix`-relative paths with `/`.
+/// Symbolic links are not followed.
+fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for ent in rd {
+        let ent = ent.with_context(|| format!("listing {}", dir.display()))?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let ty = ent
+            .file_type()
+            .with_context(|| format!("listing {}", dir.display()))?;
+        if ty.is_dir() {
+            list_files(&ent.path(), &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
 }
 
 fn operators(m: &Manifest) -> Vec<String> {

@@ -185,3 +185,68 @@ fn clear_errors_for_bad_directories() {
     assert!(e.contains("corrupt"), "{e}");
     let _ = std::fs::remove_dir_all(&golden);
 }
+
+/// Issue 14, finding 4: a device "file" that is a directory is one failing
+/// file, not an aborted run; files the suite does not know are reported;
+/// a manifest naming a file twice is refused.
+#[test]
+fn directory_as_output_extra_files_and_duplicate_entries() {
+    let golden = suite("verify-dir-golden", &["argmax"]);
+    let dut = common::tmp_dir("verify-dir-dut");
+    common::copy_outputs(&golden, &dut);
+    let o = VerifyOptions::default();
+    let r = verify(&golden, &dut, &o).unwrap();
+    assert!(r.passed() && r.extra.is_empty(), "{r}");
+    let victim = r.files[0].entry.path.clone();
+    std::fs::remove_file(dut.join(&victim)).unwrap();
+    std::fs::create_dir(dut.join(&victim)).unwrap();
+    std::fs::write(dut.join("stray.bin"), b"x").unwrap();
+    std::fs::create_dir_all(dut.join("ops/argmax/new")).unwrap();
+    std::fs::write(dut.join("ops/argmax/new/out.bin"), b"y").unwrap();
+    let r = verify(&golden, &dut, &o).unwrap();
+    assert!(!r.passed());
+    let bad: Vec<_> = r
+        .files
+        .iter()
+        .filter(|f| f.outcome != Outcome::Match)
+        .collect();
+    assert_eq!(bad.len(), 1, "{r}");
+    assert_eq!(bad[0].entry.path, victim);
+    assert_eq!(
+        bad[0].outcome,
+        Outcome::Unreadable {
+            reason: "a directory".into()
+        }
+    );
+    assert_eq!(r.counts().2, 1);
+    assert_eq!(
+        r.counts().0,
+        r.files.len() - 1,
+        "the other files were still checked"
+    );
+    assert_eq!(r.extra, ["ops/argmax/new/out.bin", "stray.bin"]);
+    let text = r.to_string();
+    assert!(
+        text.contains(&format!("UNREADABLE {victim}: not a readable file")),
+        "{text}"
+    );
+    assert!(
+        text.contains("EXTRA     stray.bin: not a golden output"),
+        "{text}"
+    );
+    assert!(text.contains(", 2 extra files ignored -> FAIL"), "{text}");
+
+    // a manifest that lists one file twice
+    let mp = golden.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+    let files = v["files"].as_array_mut().unwrap();
+    let n = files.len();
+    let dup = files[1].clone();
+    files.push(dup);
+    std::fs::write(&mp, serde_json::to_vec(&v).unwrap()).unwrap();
+    let e = verify(&golden, &dut, &o).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains(&format!("twice (entries 1 and {n})")), "{msg}");
+    let _ = std::fs::remove_dir_all(&golden);
+    let _ = std::fs::remove_dir_all(&dut);
+}
