@@ -496,13 +496,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Config { source, .. } => Some(source),
-            Error::Json { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// `Display` already includes the underlying error of `Io`, `Config` and
+/// `Json` (one self-contained line for the CLI, the C ABI and Python), so
+/// `source()` does not repeat it: an error chain printed with `{:#}` would
+/// say it twice.
+impl std::error::Error for Error {}

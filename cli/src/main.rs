@@ -455,7 +455,14 @@ fn perplexity(
     let model = l.model()?;
     let toks = l.tok.encode(&text);
     if let Some(&t) = toks.iter().find(|&&t| model.row_of_token(t).is_err()) {
-        bail!("{} contains token {t}, which the model's kept vocabulary lacks: perplexity needs an unpruned model", file.display());
+        if model.keep.is_some() {
+            bail!("{} contains token {t}, which this pruned model's kept vocabulary lacks: perplexity needs an unpruned model", file.display());
+        }
+        bail!(
+            "{} encodes to token {t}, outside the model's vocabulary of {} ids: the model's tokenizer does not match its weights",
+            file.display(),
+            model.config.vocab
+        );
     }
     let window = window.min(model.config.ctx);
     if window < 2 {

@@ -254,3 +254,45 @@ fn hugging_face_folder_direct_and_converted_agree() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14, finding 5: a Hugging Face folder whose tokenizer has ids beyond
+/// the model's vocabulary is refused at conversion (not at the first prompt),
+/// and an empty folder reports its missing config.json first.
+#[test]
+fn hugging_face_folder_problems_are_reported_at_conversion() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tmp("hf-bad");
+    let hf = dir.join("tiny_hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    let run = |args: &[&str]| {
+        let out = exe().args(args).arg("--model").arg(&hf).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["inspect"]);
+    assert!(err.contains("config.json"), "{err}");
+    // the cause once, not repeated by the error chain
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
+            hf.join(f),
+        )
+        .unwrap();
+    }
+    // a Qwen-style tokenizer.json: special tokens at ids 151643.. (vocab 256 model)
+    std::fs::copy(
+        root.join("tokenizer/tests/fixtures/tiny_tokenizer.json"),
+        hf.join("tokenizer.json"),
+    )
+    .unwrap();
+    let out = dir.join("x.edq");
+    let err = run(&["convert", "--out", out.to_str().unwrap()]);
+    assert!(
+        err.contains("but the model's vocabulary has 256 rows")
+            && err.contains("does not belong to this model"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

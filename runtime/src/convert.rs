@@ -109,13 +109,38 @@ pub fn default_keep(tok: &Bpe, vocab: usize, n: usize) -> Result<Vec<u32>> {
     Ok(keep)
 }
 
+/// Every id the tokenizer can produce (its vocabulary, added and special
+/// tokens) must be a row of the model's embedding: checked at conversion, so a
+/// mismatched `tokenizer.json` is refused here, not at the first prompt.
+pub fn check_tokenizer_fits(tok: &Bpe, model_vocab: usize, source: &Path) -> Result<()> {
+    let n = tok.vocab_size();
+    if n > model_vocab {
+        let id = n as u32 - 1;
+        bail!(
+            "{}: the tokenizer has token id {id} ({:?}) but the model's vocabulary has {model_vocab} rows (ids 0..{}): the tokenizer does not belong to this model",
+            source.display(),
+            tok.id_to_token(id).unwrap_or("?"),
+            model_vocab.saturating_sub(1)
+        );
+    }
+    Ok(())
+}
+
 /// Loads a checkpoint, converts it to `.edq` bytes (with its tokenizer), and
 /// returns the float model too (for `--float`). `progress` sees the loading
 /// stages, then `"quantize"`.
 pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, FloatModel, Bpe)> {
-    // the tokenizer first: the keep list needs it
+    // the tokenizer first: the keep list needs it (a folder's config.json
+    // before its tokenizer.json: the first real problem is reported first)
     let (blob, tok) = match edgedecoding_checkpoint::detect(path)? {
-        Checkpoint::HfFolder(dir) => tokenizer_of(None, Some(&dir))?,
+        Checkpoint::HfFolder(dir) => {
+            let info = edgedecoding_checkpoint::hf::read_config(&dir)?;
+            let (blob, tok) = tokenizer_of(None, Some(&dir))?;
+            if let Some(v) = info.config.get("vocab_size").and_then(|v| v.as_u64()) {
+                check_tokenizer_fits(&tok, v as usize, &dir.join("tokenizer.json"))?;
+            }
+            (blob, tok)
+        }
         Checkpoint::Gguf(file) => {
             let meta = edgedecoding_checkpoint::gguf::read_metadata(&file)?;
             tokenizer_of(Some(&meta), None)?
@@ -131,6 +156,7 @@ pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, Fl
         use_output_head: o.output_head,
     };
     let (fm, _) = load_float_model_with_progress(path, &opts, &mut *progress)?;
+    check_tokenizer_fits(&tok, fm.config.vocab, path)?;
     let mut calib: Vec<u32> = tok
         .encode(CALIB_TEXT)
         .into_iter()
