@@ -123,7 +123,7 @@ fn cold_start(path: &Path, threads: usize, isa: Isa) -> Result<f64> {
 pub fn run(l: &Loaded, o: &Opts) -> Result<()> {
     let model = l.model()?;
     let c = model.config;
-    if o.prefill + o.decode > c.ctx {
+    if o.prefill.saturating_add(o.decode) > c.ctx {
         bail!(
             "prefill {} + decode {} exceeds the context {}",
             o.prefill,

@@ -116,6 +116,9 @@ fn cli_errors_are_one_line() {
         vec!["generate", "--builtin", "tiny", "-t", "100000"],
         vec!["generate", "--builtin", "tiny", "-t", "4294967296"],
         vec!["bench", "--builtin", "tiny", "--thread-counts", "1,0"],
+        // sizes that overflow a sum are errors, not a panic or a wrapped check
+        vec!["bench", "--builtin", "tiny", "-p", "18446744073709551615"],
+        vec!["bench", "--builtin", "tiny", "-n", "18446744073709551615"],
     ] {
         let out = Command::new(exe).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr).to_string();

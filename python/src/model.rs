@@ -869,7 +869,7 @@ impl Model {
         decode: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (prefill, decode) = (count("prefill", prefill)?, count("decode", decode)?);
-        if prefill + decode > self.config.ctx {
+        if prefill.saturating_add(decode) > self.config.ctx {
             return Err(value_error(format!(
                 "prefill {prefill} + decode {decode} exceeds the context {}",
                 self.config.ctx
