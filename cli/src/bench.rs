@@ -143,8 +143,8 @@ pub fn run(l: &Loaded, o: &Opts) -> Result<()> {
         for &isa in &o.isas {
             let be = l.backend(&model, t)?.with_isa(isa);
             let bytes = be.bytes_per_token() + c.hidden * 2; // + one embedding row
-            let mut mem = source::state_mem(&model);
-            let mut d = source::cpu_decoder(model, &mut mem, be)?;
+            let mut mem = source::state_mem(&model.config);
+            let mut d = source::cpu_decoder(model, &model.config, &mut mem, be)?;
             // one untimed warm-up (page cache, thread pool, branch predictors)
             time_run(
                 &mut d,

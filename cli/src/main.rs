@@ -24,32 +24,167 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Where the model comes from. Options that cannot apply to the source given
+/// are errors (see [`ModelArgs::check`]), not silently ignored.
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
     /// Model: a `.edq` file, a `.gguf` file or a Hugging Face folder
-    /// (checkpoints are converted on the fly). Without it, the built-in model.
+    /// (checkpoints are converted once and cached). Without it, the built-in
+    /// model (random weights, for tests and offline demos).
     #[arg(long, short)]
     model: Option<PathBuf>,
-    /// Context length (KV-cache capacity) when converting a checkpoint.
-    #[arg(long, default_value_t = 1024)]
-    ctx: usize,
-    /// Keep only this many vocabulary entries when converting (the
-    /// accelerator keeps 37984 of 151936): special tokens plus the lowest ids.
+    /// Which built-in model when no --model is given [default: small].
+    #[arg(long, value_enum)]
+    builtin: Option<Builtin>,
+    /// Seed of the built-in model's random weights.
     #[arg(long)]
-    keep_vocab: Option<usize>,
-    /// Float reference: use the checkpoint's separate `output.weight` instead of
-    /// the tied embedding.
-    #[arg(long)]
-    output_head: bool,
-    /// Which built-in model when no --model is given.
-    #[arg(long, value_enum, default_value_t = Builtin::Small)]
-    builtin: Builtin,
-    /// Seed of the built-in model.
-    #[arg(long, default_value_t = edgedecoding_model::builtin::DEFAULT_SEED)]
-    seed: u64,
+    builtin_seed: Option<u64>,
     /// Worker threads, 1 to 256 (results are identical for any count).
     #[arg(long, short = 't', default_value_t = default_threads(), value_parser = thread_count())]
     threads: usize,
+    #[command(flatten)]
+    conv: ConvArgs,
+}
+
+/// How a checkpoint (`--model` a `.gguf` file or a Hugging Face folder) is
+/// converted; errors with any other source.
+#[derive(clap::Args, Clone, Default)]
+#[command(next_help_heading = "Conversion of a checkpoint (a .gguf file or a Hugging Face folder)")]
+struct ConvArgs {
+    /// Positions of the converted model (its RoPE table and largest KV cache;
+    /// the accelerator builds for 192 or 1024) [default: 1024 (or the
+    /// checkpoint's trained context when smaller), or the run's -c when larger].
+    #[arg(long)]
+    ctx: Option<usize>,
+    /// Keep only this many vocabulary entries (the accelerator keeps 37984 of
+    /// 151936).
+    #[arg(long)]
+    keep_vocab: Option<usize>,
+    /// Float reference: use the checkpoint's separate output head instead of
+    /// the tied embedding (an error when the checkpoint has none).
+    #[arg(long)]
+    output_head: bool,
+    /// Convert again even if a converted copy is cached
+    /// (`~/.cache/edgedecoding/converted`, or `$EDGEDECODING_CACHE_DIR`).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl ModelArgs {
+    /// Refuses options that cannot apply to the model source given.
+    fn check(&self) -> Result<()> {
+        let c = &self.conv;
+        let conv_given: Vec<&str> = [
+            (c.ctx.is_some(), "--ctx"),
+            (c.keep_vocab.is_some(), "--keep-vocab"),
+            (c.output_head, "--output-head"),
+            (c.no_cache, "--no-cache"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        match &self.model {
+            Some(p) => {
+                if self.builtin.is_some() || self.builtin_seed.is_some() {
+                    bail!("--builtin / --builtin-seed choose the built-in model; they do not apply with --model");
+                }
+                if !conv_given.is_empty() && p.exists() && !source::is_checkpoint(p) {
+                    bail!(
+                        "{} applies when converting a checkpoint (a .gguf file or a Hugging Face folder); {} is an already converted model",
+                        conv_given.join(", "),
+                        p.display()
+                    );
+                }
+            }
+            None => {
+                if !conv_given.is_empty() {
+                    bail!(
+                        "{} applies when converting a checkpoint given with --model; the built-in model has a fixed shape",
+                        conv_given.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The built-in model's kind and seed.
+    fn builtin(&self) -> (Builtin, u64) {
+        (
+            self.builtin.unwrap_or(Builtin::Small),
+            self.builtin_seed
+                .unwrap_or(edgedecoding_model::builtin::DEFAULT_SEED),
+        )
+    }
+}
+
+/// Run-time options of the commands that decode.
+#[derive(clap::Args, Clone)]
+#[command(next_help_heading = "Run")]
+struct RunArgs {
+    /// Context size: KV-cache positions for this run, at most the model's
+    /// [default: the model's].
+    #[arg(long = "ctx-size", short = 'c')]
+    ctx_size: Option<usize>,
+    /// Layers offloaded to a GPU (llama.cpp: -ngl). This is a CPU
+    /// implementation: only 0 is accepted.
+    #[arg(long, value_name = "N")]
+    n_gpu_layers: Option<u32>,
+}
+
+impl RunArgs {
+    fn check(&self) -> Result<()> {
+        match self.n_gpu_layers {
+            None | Some(0) => Ok(()),
+            Some(n) => bail!("--n-gpu-layers {n}: edgedecoding runs on the CPU (and on the accelerator); there is no GPU offload, use 0 or leave it out"),
+        }
+    }
+}
+
+/// Sampling (llama.cpp names). Greedy by default: temperature 0, the
+/// accelerator's behaviour.
+#[derive(clap::Args, Clone)]
+#[command(next_help_heading = "Sampling")]
+struct SamplingArgs {
+    /// Temperature (0 = greedy).
+    #[arg(long, visible_alias = "temp", default_value_t = 0.0)]
+    temperature: f32,
+    /// Keep only the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Drop tokens less likely than min-p times the most likely (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// Penalty for tokens seen in the last --repeat-last-n tokens (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// Tokens the repeat penalty looks back over.
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
+    /// Sampling seed.
+    #[arg(long, short = 's', visible_alias = "sample-seed", default_value_t = 1)]
+    seed: u64,
+}
+
+impl SamplingArgs {
+    fn sampler(&self) -> Result<text::Sampler> {
+        text::Sampler::new(self.temperature, self.top_k, self.top_p, self.seed)?
+            .with_min_p(self.min_p)?
+            .with_repeat_penalty(self.repeat_penalty, self.repeat_last_n)
+    }
+}
+
+/// llama.cpp's multi-letter single-dash flags, spelled as this CLI's long options.
+fn llama_aliases(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|a| match a.to_str() {
+        Some("-ngl") => "--n-gpu-layers".into(),
+        Some("-sys") => "--system-prompt".into(),
+        _ => a,
+    })
+    .collect()
 }
 
 /// Thread counts are checked when parsed: 0 or a count the machine cannot
@@ -80,34 +215,42 @@ enum Cmd {
         #[command(flatten)]
         m: ModelArgs,
         /// The prompt.
-        #[arg(long, short, default_value = "The capital of France is")]
+        #[arg(
+            long,
+            short,
+            default_value = "The capital of France is",
+            conflicts_with = "file"
+        )]
         prompt: String,
+        /// Read the prompt from a file instead.
+        #[arg(long, short)]
+        file: Option<PathBuf>,
         /// Tokens to generate.
         #[arg(long, short = 'n', default_value_t = 32)]
         max_tokens: usize,
         /// Decode mode.
         #[arg(long, value_enum, default_value_t = Mode::Incremental)]
         mode: Mode,
-        /// Sampling temperature (0 = greedy, the accelerator's behaviour).
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
-        /// Keep only the k most likely tokens when sampling (0 = all).
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
-        /// Nucleus sampling threshold (1 = off).
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        /// Sampling seed.
-        #[arg(long, default_value_t = 1)]
-        sample_seed: u64,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        s: SamplingArgs,
     },
-    /// Interactive chat on stdin/stdout until the context is full.
+    /// Interactive chat on stdin (answers on stdout); the oldest turns are
+    /// dropped when the context fills.
     Chat {
         #[command(flatten)]
         m: ModelArgs,
         /// Tokens per answer at most.
         #[arg(long, short = 'n', default_value_t = 128)]
         max_tokens: usize,
+        /// The system prompt (llama.cpp: -sys).
+        #[arg(long, default_value = text::SYSTEM_PROMPT)]
+        system_prompt: String,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        s: SamplingArgs,
     },
     /// Perplexity of a text file (integer model, or the float reference).
     Perplexity {
@@ -116,8 +259,8 @@ enum Cmd {
         /// UTF-8 text file.
         #[arg(long, short)]
         file: PathBuf,
-        /// Window length in tokens.
-        #[arg(long, default_value_t = 512)]
+        /// Window length in tokens (llama-perplexity: -c).
+        #[arg(long, short = 'c', visible_alias = "ctx-size", default_value_t = 512)]
         window: usize,
         /// At most this many windows (0 = all).
         #[arg(long, default_value_t = 0)]
@@ -206,7 +349,7 @@ enum Cmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(llama_aliases(std::env::args_os()));
     if let Err(e) = outputs_first(&cli.cmd) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -262,24 +405,34 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Generate {
             m,
             prompt,
+            file,
             max_tokens,
             mode,
-            temperature,
-            top_k,
-            top_p,
-            sample_seed,
+            run,
+            s,
         } => {
-            let loaded = source::load(&m, false)?;
-            generate(
-                &loaded,
-                &m,
-                &prompt,
-                max_tokens,
-                mode,
-                text::Sampler::new(temperature, top_k, top_p, sample_seed)?,
-            )
+            run.check()?;
+            let sampler = s.sampler()?;
+            let prompt = match file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading the prompt file {}", f.display()))?,
+                None => prompt,
+            };
+            let loaded = source::load(&m, false, run.ctx_size)?;
+            generate(&loaded, &m, &run, &prompt, max_tokens, mode, sampler)
         }
-        Cmd::Chat { m, max_tokens } => chat(&source::load(&m, false)?, &m, max_tokens),
+        Cmd::Chat {
+            m,
+            max_tokens,
+            system_prompt,
+            run,
+            s,
+        } => {
+            run.check()?;
+            let sampler = s.sampler()?;
+            let loaded = source::load(&m, false, run.ctx_size)?;
+            chat(&loaded, &m, &run, max_tokens, &system_prompt, sampler)
+        }
         Cmd::Perplexity {
             m,
             file,
@@ -300,7 +453,7 @@ fn run(cli: Cli) -> Result<()> {
             cold,
             reference,
         } => bench::run(
-            &source::load(&m, false)?,
+            &source::load(&m, false, None)?,
             &bench::Opts {
                 prefill,
                 decode,
@@ -312,9 +465,9 @@ fn run(cli: Cli) -> Result<()> {
                 cold,
             },
         ),
-        Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
+        Cmd::Inspect { m } => inspect(&source::load(&m, false, None)?),
         Cmd::Convert { m, out, no_simd } => {
-            let loaded = source::load(&m, false)?;
+            let loaded = source::load(&m, false, None)?;
             let mut bytes = if no_simd {
                 loaded.buf.bytes().to_vec()
             } else {
@@ -329,11 +482,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Vectors { m, a } => {
-            let l = source::load(&m, false)?;
+            let l = source::load(&m, false, None)?;
             edgedecoding_reference_vectors::cli::vectors(&a, &l.name, l.buf.bytes(), m.threads)
         }
         Cmd::ExportHw { m, a } => {
-            let l = source::load(&m, false)?;
+            let l = source::load(&m, false, None)?;
             edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads)
         }
         Cmd::Verify { a } => edgedecoding_reference_vectors::cli::verify(&a),
@@ -343,19 +496,34 @@ fn run(cli: Cli) -> Result<()> {
 fn generate(
     l: &Loaded,
     m: &ModelArgs,
+    run: &RunArgs,
     prompt: &str,
     max_tokens: usize,
     mode: Mode,
     sampler: text::Sampler,
 ) -> Result<()> {
     let model = l.model()?;
-    let be = l.backend(&model, m.threads)?;
-    let mut mem = source::state_mem(&model);
-    let mut d = source::cpu_decoder(model, &mut mem, be)?;
+    let c = edgedecoding_runtime::source::run_config(&model, run.ctx_size)?;
+    // checked before the SIMD layout is built: a prompt that cannot fit fails at once
     let toks = l.tok.encode(prompt);
     if toks.is_empty() {
         bail!("the prompt encodes to no tokens");
     }
+    if toks.len() > c.ctx {
+        bail!(
+            "the prompt has {} tokens, more than the context of {} positions ({})",
+            toks.len(),
+            c.ctx,
+            if c.ctx < model.config.ctx {
+                format!("-c can go up to the model's {}", model.config.ctx)
+            } else {
+                "convert the checkpoint again with a larger --ctx".to_string()
+            }
+        );
+    }
+    let be = l.backend(&model, m.threads)?;
+    let mut mem = source::state_mem(&c);
+    let mut d = source::cpu_decoder(model, &c, &mut mem, be)?;
     let t0 = Instant::now();
     let mut g = Generate::start(&mut d, &toks, sampler, mode == Mode::Parity, max_tokens)?;
     let t_prefill = t0.elapsed();
@@ -370,11 +538,12 @@ fn generate(
         out.flush()?;
         Ok(())
     })? {}
+    writeln!(out)?;
+    out.flush()?;
     if g.context_full() {
-        eprintln!("\n[context full: {} positions]", model.config.ctx);
+        eprintln!("[context full: {} positions]", c.ctx);
     }
     let t_dec = t1.elapsed();
-    writeln!(out)?;
     eprintln!(
         "[{} prompt tokens in {:.2} s ({:.1} tok/s), {} generated in {:.2} s ({:.1} tok/s), {} threads]",
         toks.len(),
@@ -388,54 +557,116 @@ fn generate(
     Ok(())
 }
 
-fn chat(l: &Loaded, m: &ModelArgs, max_tokens: usize) -> Result<()> {
+/// `chat`: a line of stdin per user message (a line that is not UTF-8 is
+/// skipped and reported), answers streamed to stdout, everything else on
+/// stderr (a `> ` prompt when stdin is a terminal). When a message does not
+/// fit, the oldest turns are dropped and the rest is prefilled again.
+fn chat(
+    l: &Loaded,
+    m: &ModelArgs,
+    run: &RunArgs,
+    max_tokens: usize,
+    system: &str,
+    sampler: text::Sampler,
+) -> Result<()> {
+    use std::io::IsTerminal;
     let model = l.model()?;
+    let c = edgedecoding_runtime::source::run_config(&model, run.ctx_size)?;
     let be = l.backend(&model, m.threads)?;
-    let mut mem = source::state_mem(&model);
-    let mut d = source::cpu_decoder(model, &mut mem, be)?;
+    let mut mem = source::state_mem(&c);
+    let mut d = source::cpu_decoder(model, &c, &mut mem, be)?;
+    let tok = &*l.tok;
     let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut input = stdin.lock();
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    eprintln!(
         "[chat with {}; {} positions of context; empty line or EOF ends]",
-        l.name, model.config.ctx
-    )?;
-    let mut first = true;
-    for line in stdin.lock().lines() {
-        let line = line?;
+        l.name, c.ctx
+    );
+    // (user message, answer tokens) of the turns in the context
+    let mut history: Vec<(String, Vec<u32>)> = Vec::new();
+    let mut sampler = Some(sampler);
+    let mut buf = Vec::new();
+    let mut lineno = 0usize;
+    loop {
+        if tty {
+            eprint!("> ");
+        }
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        lineno += 1;
+        let line = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim_end_matches(['\n', '\r']).to_string(),
+            Err(e) => {
+                eprintln!(
+                    "[line {lineno} skipped: not UTF-8 (invalid byte at column {})]",
+                    e.valid_up_to() + 1
+                );
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             break;
         }
-        let Some(mut turn) = ChatTurn::start(&mut d, &*l.tok, &line, first, max_tokens)? else {
-            writeln!(
-                out,
-                "[context full: {} of {} positions used; start a new chat]",
-                d.pos(),
-                model.config.ctx
-            )?;
-            break;
+        let mut turn = loop {
+            let sys = history.is_empty().then_some(system);
+            let s = sampler.take().unwrap_or_else(text::Sampler::greedy);
+            match ChatTurn::start_sampled(&mut d, tok, &line, sys, max_tokens, s)? {
+                Ok(turn) => break Some(turn),
+                Err(s) => {
+                    sampler = Some(s);
+                    if history.is_empty() {
+                        eprintln!(
+                            "[message not sent: it needs more than the {} positions of context]",
+                            c.ctx
+                        );
+                        break None;
+                    }
+                    // drop the oldest turn, prefill what is left
+                    history.remove(0);
+                    d.reset();
+                    let mut toks = Vec::new();
+                    for (i, (u, a)) in history.iter().enumerate() {
+                        toks.extend(tok.chat_turn(u, (i == 0).then_some(system)));
+                        toks.extend(a);
+                        toks.extend(tok.end_of_turn());
+                    }
+                    if !toks.is_empty() {
+                        d.prefill(&toks)?;
+                    }
+                    eprintln!(
+                        "[context full: dropped the oldest turn; {} earlier turns kept]",
+                        history.len()
+                    );
+                }
+            }
         };
-        first = false;
-        let mut stream = l.tok.streamer();
-        while turn.step(&mut d, &*l.tok, &mut |t| {
-            write!(out, "{}", stream(t))?;
+        let Some(mut t) = turn.take() else { continue };
+        let mut answer = Vec::new();
+        let mut stream = tok.streamer();
+        while t.step(&mut d, tok, &mut |id| {
+            answer.push(id);
+            write!(out, "{}", stream(id))?;
             out.flush()?;
             Ok(())
         })? {}
-        // close the turn like the template does
-        if !turn.finish(&mut d, &*l.tok)? {
-            writeln!(
-                out,
-                "\n[context full: {} positions; start a new chat]",
-                model.config.ctx
-            )?;
-            break;
-        }
         writeln!(out)?;
+        out.flush()?;
+        let (_, s) = t.finish_sampled(&mut d, tok)?;
+        sampler = Some(s);
+        history.push((line, answer));
     }
     Ok(())
 }
 
+/// Perplexity as llama.cpp's `llama-perplexity` reports it: consecutive
+/// windows of `window` tokens (a shorter file: one window of all its tokens),
+/// every token after the first of a window predicted; the running value after
+/// each window on stderr (`[1]x,[2]y,...`), then the final estimate with its
+/// standard error `PPL · sqrt(var(nll) / (n - 1))`.
 fn perplexity(
     m: &ModelArgs,
     file: &std::path::Path,
@@ -446,7 +677,10 @@ fn perplexity(
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut l = source::load(m, float || compare)?;
+    if window < 2 {
+        bail!("the window must be at least 2 tokens");
+    }
+    let mut l = source::load(m, float || compare, Some(window))?;
     let fm: Option<FloatModel> = if float || compare {
         Some(l.float_model()?)
     } else {
@@ -464,46 +698,61 @@ fn perplexity(
             model.config.vocab
         );
     }
-    let window = window.min(model.config.ctx);
-    if window < 2 {
-        bail!("window must be at least 2 tokens");
+    let mut window = window;
+    if window > model.config.ctx {
+        eprintln!(
+            "[window {window} is more than the model's context: using {}]",
+            model.config.ctx
+        );
+        window = model.config.ctx;
+    }
+    if toks.len() < window {
+        if toks.len() < 2 {
+            bail!(
+                "{} has {} tokens: nothing to predict",
+                file.display(),
+                toks.len()
+            );
+        }
+        eprintln!(
+            "[{} has {} tokens, fewer than the window of {window}: one window of {}]",
+            file.display(),
+            toks.len(),
+            toks.len()
+        );
+        window = toks.len();
     }
     let mut windows: Vec<&[u32]> = toks.chunks_exact(window).collect();
     if max_windows > 0 {
         windows.truncate(max_windows);
     }
-    if windows.is_empty() {
-        bail!(
-            "{} has {} tokens, fewer than one window of {window}",
-            file.display(),
-            toks.len()
-        );
-    }
     let row = |t: u32| model.row_of_token(t).unwrap_or(0);
-    let bar = source::bar(windows.len() as u64, "windows");
-    // per prediction: integer argmax and nll; float argmax and nll
-    let (mut nll_i, mut nll_f, mut count, mut agree) = (0.0f64, 0.0f64, 0usize, 0usize);
+    // per prediction: integer and float nll; agreement of their argmax
+    let (mut nll_i, mut nll_f) = (Vec::new(), Vec::new());
+    let mut agree = 0usize;
+    let c = edgedecoding_runtime::source::run_config(&model, Some(window))?;
     let mut dec = if float && !compare {
         None
     } else {
         let be = l.backend(&model, m.threads)?;
-        Some((be, source::state_mem(&model)))
+        Some((be, source::state_mem(&c)))
     };
     let t0 = Instant::now();
-    for w in &windows {
+    let running = |nll: &[f64]| (nll.iter().sum::<f64>() / nll.len() as f64).exp();
+    for (k, w) in windows.iter().enumerate() {
         let mut int_top = vec![0usize; w.len()];
         if let Some((be, mem)) = dec.as_mut() {
-            let mut d = source::cpu_decoder(model, mem, &*be)?;
+            let mut d = source::cpu_decoder(model, &c, mem, &*be)?;
             d.prefill_all(w, &mut |i, lg| {
                 if i + 1 < w.len() {
-                    nll_i += text::nll_q12(lg, row(w[i + 1]));
+                    nll_i.push(text::nll_q12(lg, row(w[i + 1])));
                     int_top[i] = argmax_i32(lg).unwrap_or(0);
                 }
             })?;
         }
         if let Some(fm) = &fm {
             fm.forward(w, m.threads, None, 0..w.len() - 1, &mut |i, lg| {
-                nll_f += text::nll_f32(lg, row(w[i + 1]));
+                nll_f.push(text::nll_f32(lg, row(w[i + 1])));
                 let ft = lg
                     .iter()
                     .enumerate()
@@ -515,18 +764,28 @@ fn perplexity(
                 agree += (ft == int_top[i]) as usize;
             })?;
         }
-        count += w.len() - 1;
-        bar.inc(1);
+        let shown = if dec.is_some() { &nll_i } else { &nll_f };
+        eprint!("[{}]{:.4},", k + 1, running(shown));
+        let _ = std::io::stderr().flush();
     }
-    bar.finish_and_clear();
+    eprintln!();
+    let count = windows.len() * (window - 1);
     let secs = t0.elapsed().as_secs_f64();
-    let ppl_i = (nll_i / count as f64).exp();
-    let ppl_f = (nll_f / count as f64).exp();
     println!(
         "{count} predictions, {} windows of {window} tokens, {} tokens in the file, {secs:.0} s",
         windows.len(),
         toks.len()
     );
+    // llama.cpp's estimate: exp(mean nll) and its standard error
+    let estimate = |nll: &[f64]| {
+        let n = nll.len() as f64;
+        let mean = nll.iter().sum::<f64>() / n;
+        let var = nll.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+        let ppl = mean.exp();
+        (ppl, ppl * (var / (n - 1.0).max(1.0)).sqrt())
+    };
+    let (ppl_i, err_i) = estimate(&nll_i);
+    let (ppl_f, err_f) = estimate(&nll_f);
     if dec.is_some() {
         println!("integer perplexity: {ppl_i:.4}");
     }
@@ -542,6 +801,15 @@ fn perplexity(
         println!(
             "teacher-forced top-1 agreement: {agree}/{count} = {:.2} %",
             100.0 * agree as f64 / count as f64
+        );
+    }
+    if dec.is_some() {
+        println!("Final estimate: PPL = {ppl_i:.4} +/- {err_i:.5}");
+    }
+    if fm.is_some() {
+        println!(
+            "Final estimate{}: PPL = {ppl_f:.4} +/- {err_f:.5}",
+            if dec.is_some() { " (float)" } else { "" }
         );
     }
     Ok(())

@@ -78,31 +78,6 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     b
 }
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("EDGEDECODING_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."));
-            home.join(".cache").join("edgedecoding")
-        })
-}
-
-/// The hidden temporary file [`write_atomic`] writes before renaming it to
-/// `path` (`.NAME.tmpPID` beside it): the CLI removes it on SIGINT.
-pub fn temp_file(path: &Path) -> PathBuf {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ))
-}
-
 /// `path` can be an output file: not a directory, not ending in `/`. Checked
 /// before any work, so a bad `--out` costs nothing.
 pub fn check_out_file(path: &Path) -> Result<()> {
@@ -116,24 +91,12 @@ pub fn check_out_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a failure
-/// never leaves a half-written file, nor the temporary one.
+pub use edgedecoding_runtime::source::{cache_dir, is_checkpoint, temp_file};
+
+/// [`edgedecoding_runtime::source::write_atomic`] after [`check_out_file`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     check_out_file(path)?;
-    let tmp = temp_file(path);
-    if let Some(dir) = tmp.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let res = std::fs::write(&tmp, bytes)
-        .with_context(|| format!("writing {}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-        });
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+    edgedecoding_runtime::source::write_atomic(path, bytes)
 }
 
 fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {
@@ -148,49 +111,75 @@ fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Loads `--model` or the built-in model.
-pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
+/// Loads `--model` or the built-in model. `run_ctx`: the run's `-c`, which
+/// raises the context a checkpoint is converted with when it is larger than
+/// the default.
+pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<Loaded> {
+    m.check()?;
     let mut float = None;
+    let mut cached = None;
     let mut bpe = None;
     let (name, buf, builtin) = match &m.model {
         Some(p) => {
             let opts = convert::Opts {
-                ctx: m.ctx,
-                keep_vocab: m.keep_vocab,
-                output_head: m.output_head,
+                // a run's -c beyond the default context asks for that many
+                ctx: m.conv.ctx.or(run_ctx.filter(|&c| c > convert::DEFAULT_CTX)),
+                keep_vocab: m.conv.keep_vocab,
+                output_head: m.conv.output_head,
                 threads: m.threads,
             };
+            let cache = (!m.conv.no_cache).then(|| cache_dir().join("converted"));
             let t0 = std::time::Instant::now();
             let pb = bar(1, "load");
-            let opened =
-                edgedecoding_runtime::source::open(p, &opts, &mut |stage, done, total| {
+            let opened = edgedecoding_runtime::source::open(
+                p,
+                &opts,
+                cache.as_deref(),
+                want_float,
+                &mut |stage, done, total| {
                     pb.set_message(stage.to_string());
                     pb.set_length(total.max(1) as u64);
                     pb.set_position(done as u64);
-                })?;
+                },
+            )?;
             pb.finish_and_clear();
-            if opened.converted {
-                eprintln!(
-                    "[converted {} in {:.1} s: {:.1} MB]",
+            let secs = t0.elapsed().as_secs_f64();
+            match (&opened.cached, opened.converted) {
+                (Some(c), true) => eprintln!(
+                    "[converted {} in {secs:.1} s: {:.1} MB, cached as {} for the next run]",
                     p.display(),
-                    t0.elapsed().as_secs_f64(),
+                    opened.buf.bytes().len() as f64 / 1e6,
+                    c.display()
+                ),
+                (None, true) => eprintln!(
+                    "[converted {} in {secs:.1} s: {:.1} MB]",
+                    p.display(),
                     opened.buf.bytes().len() as f64 / 1e6
-                );
+                ),
+                (Some(c), false) => {
+                    eprintln!(
+                        "[{}: using its cached conversion {}]",
+                        p.display(),
+                        c.display()
+                    )
+                }
+                (None, false) => {}
             }
             if want_float {
                 float = opened.float;
             }
             bpe = opened.bpe;
+            cached = opened.cached;
             (p.display().to_string(), opened.buf, None)
         }
         None => {
-            let b = m.builtin;
-            let name = format!("built-in {b:?} (seed {:#x})", m.seed).to_lowercase();
+            let (b, seed) = m.builtin();
+            let name = format!("built-in {b:?} (seed {seed:#x})").to_lowercase();
             eprintln!(
                 "[{name}: random weights, so its text is gibberish; `bash scripts/quickstart.sh` runs the real model]"
             );
             let bytes = if b == Builtin::Full {
-                let path = cache_dir().join(format!("builtin-full-{:016x}.edq", m.seed));
+                let path = cache_dir().join(format!("builtin-full-{seed:016x}.edq"));
                 match std::fs::read(&path) {
                     Ok(bytes)
                         if Model::from_bytes(ModelBuf::from_bytes(&bytes).bytes()).is_ok() =>
@@ -202,15 +191,15 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
                             "generating the full-size built-in model (cached at {})",
                             path.display()
                         );
-                        let bytes = generate_builtin(b, m.seed, m.threads)?;
+                        let bytes = generate_builtin(b, seed, m.threads)?;
                         write_atomic(&path, &bytes)?;
                         bytes
                     }
                 }
             } else {
-                generate_builtin(b, m.seed, m.threads)?
+                generate_builtin(b, seed, m.threads)?
             };
-            (name, ModelBuf::from_bytes(&bytes), Some((b, m.seed)))
+            (name, ModelBuf::from_bytes(&bytes), Some((b, seed)))
         }
     };
     // validate now so errors name the file
@@ -218,10 +207,8 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
     let model = buf.model()?;
     let tok = edgedecoding_runtime::source::tokenizer(&model, bpe)
         .with_context(|| format!("tokenizer of {name}"))?;
-    let path = m
-        .model
-        .clone()
-        .filter(|p| p.is_file() && !edgedecoding_runtime::source::is_checkpoint(p));
+    // the .edq file mapped: the one given, or the cached conversion
+    let path = cached.or_else(|| m.model.clone().filter(|p| p.is_file() && !is_checkpoint(p)));
     Ok(Loaded {
         name,
         path,

@@ -8,8 +8,14 @@ use std::process::{Command, Output};
 use edgedecoding_model::builtin::{float_model, DEFAULT_SEED};
 use edgedecoding_model::Config;
 
+/// The CLI with its cache of converted checkpoints in a directory of this test process.
 fn exe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgedecoding"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgedecoding"));
+    c.env(
+        "EDGEDECODING_CACHE",
+        std::env::temp_dir().join(format!("edq-cmd-cache-{}", std::process::id())),
+    );
+    c
 }
 
 fn ok(out: Output, what: &str) -> String {
@@ -217,9 +223,7 @@ fn hugging_face_folder_direct_and_converted_agree() {
     let gen = |model: &Path| {
         ok(
             exe()
-                .args([
-                    "generate", "-n", "12", "-p", "hello", "--ctx", "64", "--model",
-                ])
+                .args(["generate", "-n", "12", "-p", "hello", "--model"])
                 .arg(model)
                 .output()
                 .unwrap(),
@@ -231,7 +235,7 @@ fn hugging_face_folder_direct_and_converted_agree() {
     let edq = dir.join("tiny.edq");
     ok(
         exe()
-            .args(["convert", "--ctx", "64", "--model"])
+            .args(["convert", "--model"])
             .arg(&hf)
             .arg("--out")
             .arg(&edq)

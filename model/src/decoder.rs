@@ -19,6 +19,7 @@ use edgedecoding_kernels::round::sat_i16;
 use edgedecoding_kernels::silu::swiglu;
 use edgedecoding_kernels::{ACT_FRAC, TOKENS_PER_PASS};
 
+use crate::config::Config;
 use crate::error::ModelError;
 use crate::probe::{NoProbe, Probe, Site, Stage, StageRef, Values};
 use crate::state::State;
@@ -238,9 +239,15 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         state: State<'s>,
         backend: B,
     ) -> Result<Self, ModelError> {
-        if state.config != model.config {
+        // the state may hold fewer positions than the model supports (a
+        // run-time context): everything else must be the model's
+        let same_but_ctx = Config {
+            ctx: model.config.ctx,
+            ..state.config
+        };
+        if same_but_ctx != model.config || state.config.ctx > model.config.ctx {
             return Err(ModelError::Mismatch(
-                "the state was made for another config than the model's",
+                "the state was made for another config than the model's (or for more positions than its RoPE table holds)",
             ));
         }
         if head.rows() != model.config.n_kept || head.cols() != model.config.hidden {
@@ -435,7 +442,7 @@ impl<'m, 's, B: Backend> Decoder<'m, 's, B> {
         let c = self.model.config;
         let (n, h, kvd, f, hd) = (tokens.len(), c.hidden, c.kv_dim(), c.ffn, c.head_dim);
         let half = hd / 2;
-        let cap = c.ctx;
+        let cap = self.st.config.ctx;
         let eps = self.model.globals.eps_q40;
         let st = &mut self.st;
         let be = &self.backend;

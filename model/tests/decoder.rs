@@ -292,3 +292,60 @@ fn bad_tokens_and_full_context_leave_state_unchanged() {
         Err(ModelError::StateTooSmall { .. })
     ));
 }
+
+/// A run-time context smaller than the model's (`-c/--ctx-size`): a state made
+/// for fewer positions gives the same logits and K cache for the positions it
+/// holds — with the Fast backend, prefill chunks of 16, and incremental decode —
+/// is full at its own capacity, and a state for more positions than the
+/// model's RoPE table, or for another shape, is refused.
+#[test]
+fn smaller_run_time_context_is_exact_and_bounded() {
+    let buf = tiny(64);
+    let m = buf.model().unwrap();
+    let toks = tokens(40, 256, 9);
+    let (next, logits, kc) = run_incremental(m, Head::derived(&m).unwrap(), Serial, &toks);
+    let small = edgedecoding_model::Config {
+        ctx: 40,
+        ..m.config
+    };
+    let mut mem = StateMem::with_chunk(&small, 16);
+    let st = State::with_chunk(&small, mem.bytes(), 16).unwrap();
+    let fast = Fast::new(&m, 2).unwrap();
+    let mut d = Decoder::new(m, Head::derived(&m).unwrap(), st, &fast).unwrap();
+    let mut all = vec![vec![]; 36];
+    let nt = d
+        .prefill_all(&toks[..36], &mut |i, l| all[i] = l.to_vec())
+        .unwrap();
+    assert_eq!(nt, next[35]);
+    assert_eq!(all[..], logits[..36]);
+    for i in 36..40 {
+        assert_eq!(d.decode(toks[i]).unwrap(), next[i]);
+        assert_eq!(d.logits(), &logits[i][..]);
+    }
+    let kc2: Vec<i16> = (0..m.config.n_layers)
+        .flat_map(|l| d.state().k_cache(l)[..40 * m.config.kv_dim()].to_vec())
+        .collect();
+    assert_eq!(kc2, kc);
+    assert_eq!(d.state().capacity(), 40);
+    assert!(matches!(
+        d.decode(1),
+        Err(ModelError::ContextFull { capacity: 40, .. })
+    ));
+    for bad in [
+        edgedecoding_model::Config {
+            ctx: 65,
+            ..m.config
+        },
+        edgedecoding_model::Config {
+            ffn: m.config.ffn * 2,
+            ..m.config
+        },
+    ] {
+        let mut mem = StateMem::new(&bad);
+        let st = State::new(&bad, mem.bytes()).unwrap();
+        assert!(matches!(
+            Decoder::new(m, Head::derived(&m).unwrap(), st, Serial),
+            Err(ModelError::Mismatch(_))
+        ));
+    }
+}

@@ -180,8 +180,8 @@ fn worker(
             return;
         }
     };
-    let mut mem = source::state_mem(&model);
-    let dec = match source::cpu_decoder(model, &mut mem, &fast) {
+    let mut mem = source::state_mem(&model.config);
+    let dec = match source::cpu_decoder(model, &model.config, &mut mem, &fast) {
         Ok(d) => d,
         Err(e) => {
             let _ = ready.send(Err(format!("{e:#}")));
@@ -473,7 +473,7 @@ impl Model {
         }
         let name = path.display().to_string();
         let opts = convert::Opts {
-            ctx,
+            ctx: Some(ctx),
             keep_vocab,
             output_head: false,
             threads,
@@ -491,7 +491,7 @@ impl Model {
         };
         let (buf, config, tok) = py
             .allow_threads(|| -> anyhow::Result<_> {
-                let opened = source::open(&path, &opts, &mut report)?;
+                let opened = source::open(&path, &opts, None, false, &mut report)?;
                 let model = opened.buf.model()?;
                 let config = model.config;
                 let tok: Arc<dyn Tokenizer> = Arc::from(source::tokenizer(&model, opened.bpe)?);
@@ -832,10 +832,10 @@ impl Model {
             }
             let row = |t: u32| model.row_of_token(t).unwrap_or(0);
             let (mut nll, mut count, mut top1) = (0.0f64, 0usize, 0usize);
-            let mut mem = source::state_mem(&model);
+            let mut mem = source::state_mem(&model.config);
             let t0 = Instant::now();
             for w in &windows {
-                let mut d = source::cpu_decoder(model, &mut mem, s.fast)?;
+                let mut d = source::cpu_decoder(model, &model.config, &mut mem, s.fast)?;
                 d.prefill_all(w, &mut |i, lg| {
                     if i + 1 < w.len() {
                         nll += nll_q12(lg, row(w[i + 1]));
@@ -878,8 +878,8 @@ impl Model {
         let (tp, td) = self.call(py, move |s| {
             let model = s.model;
             let prompt = bench::prompt(&model, prefill);
-            let mut mem = source::state_mem(&model);
-            let mut d = source::cpu_decoder(model, &mut mem, s.fast)?;
+            let mut mem = source::state_mem(&model.config);
+            let mut d = source::cpu_decoder(model, &model.config, &mut mem, s.fast)?;
             let first = model.token_of_row(0);
             bench::time_run(&mut d, &prompt[..prompt.len().min(8)], first, 2)?;
             Ok(bench::time_run(&mut d, &prompt, first, decode)?)

@@ -18,14 +18,20 @@ use crate::Progress;
 /// numbers and a little code; written for this project).
 pub const CALIB_TEXT: &str = include_str!("calib.txt");
 
+/// The context a checkpoint is converted with when none is asked for (the
+/// accelerator's larger build).
+pub const DEFAULT_CTX: usize = 1024;
+
 /// Calibration tokens taken from [`CALIB_TEXT`].
 pub const CALIB_TOKENS: usize = 384;
 
 /// Options of a conversion.
 #[derive(Clone, Debug)]
 pub struct Opts {
-    /// KV-cache capacity of the converted model.
-    pub ctx: usize,
+    /// Positions of the converted model (its RoPE table, the largest KV
+    /// cache); `None`: [`DEFAULT_CTX`], or the checkpoint's trained context
+    /// when that is smaller.
+    pub ctx: Option<usize>,
     /// Keep only this many vocabulary entries (the accelerator keeps 37984).
     pub keep_vocab: Option<usize>,
     /// Use the checkpoint's separate `output.weight` in the float reference.
@@ -126,43 +132,73 @@ pub fn check_tokenizer_fits(tok: &Bpe, model_vocab: usize, source: &Path) -> Res
     Ok(())
 }
 
-/// Loads a checkpoint, converts it to `.edq` bytes (with its tokenizer), and
-/// returns the float model too (for `--float`). `progress` sees the loading
-/// stages, then `"quantize"`.
-pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, FloatModel, Bpe)> {
+/// The tokenizer, keep list and float model of a checkpoint, as a conversion
+/// with `o` loads them (no quantization); with the tokenizer's `.edq` blob.
+pub fn float_model(
+    path: &Path,
+    o: &Opts,
+    progress: Progress,
+) -> Result<(FloatModel, Bpe, Vec<u8>)> {
     // the tokenizer first: the keep list needs it (a folder's config.json
     // before its tokenizer.json: the first real problem is reported first)
-    let (blob, tok) = match edgedecoding_checkpoint::detect(path)? {
+    let (blob, tok, trained) = match edgedecoding_checkpoint::detect(path)? {
         Checkpoint::HfFolder(dir) => {
             let info = edgedecoding_checkpoint::hf::read_config(&dir)?;
             let (blob, tok) = tokenizer_of(None, Some(&dir))?;
             if let Some(v) = info.config.get("vocab_size").and_then(|v| v.as_u64()) {
                 check_tokenizer_fits(&tok, v as usize, &dir.join("tokenizer.json"))?;
             }
-            (blob, tok)
+            let trained = info
+                .config
+                .get("max_position_embeddings")
+                .and_then(|v| v.as_u64());
+            (blob, tok, trained)
         }
         Checkpoint::Gguf(file) => {
             let meta = edgedecoding_checkpoint::gguf::read_metadata(&file)?;
-            tokenizer_of(Some(&meta), None)?
+            let trained = meta.get_u64("qwen2.context_length").ok();
+            let (blob, tok) = tokenizer_of(Some(&meta), None)?;
+            (blob, tok, trained)
         }
     };
+    let ctx = o
+        .ctx
+        .unwrap_or_else(|| trained.map_or(DEFAULT_CTX, |t| DEFAULT_CTX.min(t.max(1) as usize)));
     let keep = match o.keep_vocab {
         Some(n) => Some(default_keep(&tok, tok.vocab_size().max(1), n)?),
         None => None,
     };
     let opts = LoadOptions {
-        ctx: o.ctx,
+        ctx,
         keep,
         use_output_head: o.output_head,
     };
     let (fm, _) = load_float_model_with_progress(path, &opts, &mut *progress)?;
     check_tokenizer_fits(&tok, fm.config.vocab, path)?;
+    Ok((fm, tok, blob))
+}
+
+/// `.edq` bytes with the SIMD layout section (FORMAT §6) added.
+pub fn with_simd(bytes: &[u8], threads: usize, progress: Progress) -> Result<Vec<u8>> {
+    let buf = edgedecoding_model::owned::ModelBuf::from_bytes(bytes);
+    let model = buf.model()?;
+    let sec = edgedecoding_model::fast::simd_section(&model, threads, &mut |done, total| {
+        progress("SIMD layout", done, total)
+    })?;
+    Ok(edgedecoding_model::edq::write::with_simd(bytes, &sec)?)
+}
+
+/// Loads a checkpoint, converts it to `.edq` bytes (with its tokenizer), and
+/// returns the float model too (for `--float`). `progress` sees the loading
+/// stages, then `"quantize"`.
+pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, FloatModel, Bpe)> {
+    let (fm, tok, blob) = float_model(path, o, progress)?;
     let mut calib: Vec<u32> = tok
         .encode(CALIB_TEXT)
         .into_iter()
         .filter(|&t| fm.row_of_token(t).is_ok())
         .collect();
-    calib.truncate(CALIB_TOKENS.min(o.ctx));
+    calib.truncate(CALIB_TOKENS.min(fm.config.ctx));
     let bytes = quantize_model(
         &fm,
         &ConvertOptions {

@@ -29,6 +29,11 @@ impl Generate {
         parity: bool,
         max_tokens: usize,
     ) -> Result<Self> {
+        for &t in prompt {
+            if let Ok(r) = d.model().row_of_token(t) {
+                sampler.observe(r);
+            }
+        }
         let greedy = d.prefill(prompt)?;
         let next = sampler.pick(d.logits(), d.model(), greedy);
         Ok(Self {
@@ -58,7 +63,7 @@ impl Generate {
         }
         self.left -= 1;
         emit(self.next)?;
-        if d.pos() >= d.model().config.ctx {
+        if d.pos() >= d.state().capacity() {
             self.over = true;
             self.context_full = true;
             return Ok(true);
@@ -79,12 +84,14 @@ impl Generate {
 }
 
 /// One turn of `chat`: the user's message in the chat template, then the
-/// greedy answer until an end token, `max_tokens` tokens or the end of the
-/// context; [`ChatTurn::finish`] closes the turn.
+/// answer (greedy, or from the turn's [`Sampler`]) until an end token,
+/// `max_tokens` tokens or the end of the context; [`ChatTurn::finish`] closes
+/// the turn and hands the sampler back for the next one.
 pub struct ChatTurn {
     next: u32,
     left: usize,
     over: bool,
+    sampler: Sampler,
 }
 
 impl ChatTurn {
@@ -98,15 +105,37 @@ impl ChatTurn {
         first: bool,
         max_tokens: usize,
     ) -> Result<Option<Self>> {
-        let toks = tok.chat_turn(message, first);
-        if d.pos() + toks.len() + 1 > d.model().config.ctx {
-            return Ok(None);
+        let system = first.then_some(crate::text::SYSTEM_PROMPT);
+        Self::start_sampled(d, tok, message, system, max_tokens, Sampler::greedy()).map(|r| r.ok())
+    }
+
+    /// [`Self::start`] with a sampler and `system`, the system prompt of a
+    /// conversation's first turn (`None`: a later turn); when the turn does not
+    /// fit, the sampler comes back in `Err`.
+    pub fn start_sampled<B: Backend>(
+        d: &mut Decoder<'_, '_, B>,
+        tok: &dyn Tokenizer,
+        message: &str,
+        system: Option<&str>,
+        max_tokens: usize,
+        mut sampler: Sampler,
+    ) -> Result<std::result::Result<Self, Sampler>> {
+        let toks = tok.chat_turn(message, system);
+        if d.pos() + toks.len() + 1 > d.state().capacity() {
+            return Ok(Err(sampler));
         }
-        let next = d.prefill(&toks)?;
-        Ok(Some(Self {
+        for &t in &toks {
+            if let Ok(r) = d.model().row_of_token(t) {
+                sampler.observe(r);
+            }
+        }
+        let greedy = d.prefill(&toks)?;
+        let next = sampler.pick(d.logits(), d.model(), greedy);
+        Ok(Ok(Self {
             next,
             left: max_tokens,
             over: false,
+            sampler,
         }))
     }
 
@@ -118,13 +147,14 @@ impl ChatTurn {
         tok: &dyn Tokenizer,
         emit: &mut dyn FnMut(u32) -> Result<()>,
     ) -> Result<bool> {
-        if self.over || self.left == 0 || tok.is_end(self.next) || d.pos() >= d.model().config.ctx {
+        if self.over || self.left == 0 || tok.is_end(self.next) || d.pos() >= d.state().capacity() {
             self.over = true;
             return Ok(false);
         }
         self.left -= 1;
         emit(self.next)?;
-        self.next = d.decode(self.next)?;
+        let greedy = d.decode(self.next)?;
+        self.next = self.sampler.pick(d.logits(), d.model(), greedy);
         Ok(true)
     }
 
@@ -135,14 +165,23 @@ impl ChatTurn {
         d: &mut Decoder<'_, '_, B>,
         tok: &dyn Tokenizer,
     ) -> Result<bool> {
-        let ctx = d.model().config.ctx;
+        Ok(self.finish_sampled(d, tok)?.0)
+    }
+
+    /// [`Self::finish`], handing the sampler back for the next turn.
+    pub fn finish_sampled<B: Backend>(
+        self,
+        d: &mut Decoder<'_, '_, B>,
+        tok: &dyn Tokenizer,
+    ) -> Result<(bool, Sampler)> {
+        let ctx = d.state().capacity();
         if d.pos() >= ctx {
-            return Ok(false);
+            return Ok((false, self.sampler));
         }
         let end = tok.end_of_turn();
         if !end.is_empty() && d.pos() + end.len() <= ctx {
             d.prefill(&end)?;
         }
-        Ok(true)
+        Ok((true, self.sampler))
     }
 }

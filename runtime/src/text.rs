@@ -22,7 +22,7 @@ pub trait Tokenizer: Send + Sync {
     /// End of generation.
     fn is_end(&self, token: u32) -> bool;
     /// Tokens of one user turn (chat template) followed by the assistant header.
-    fn chat_turn(&self, user: &str, first: bool) -> Vec<u32>;
+    fn chat_turn(&self, user: &str, system: Option<&str>) -> Vec<u32>;
     /// Tokens that close the assistant's turn.
     fn end_of_turn(&self) -> Vec<u32>;
     /// One-line description.
@@ -50,19 +50,18 @@ impl Tokenizer for ByteTokenizer {
         id < 256
     }
     fn streamer(&self) -> Box<dyn FnMut(u32) -> String + '_> {
-        // printable ASCII as is, other bytes as escapes
-        Box::new(|b| {
-            if (0x20..0x7f).contains(&b) || b == b'\n' as u32 {
-                (b as u8 as char).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
+        // UTF-8 as it completes; an invalid sequence as U+FFFD, like the BPE
+        // tokenizers' stream decoder
+        let mut pending: Vec<u8> = Vec::new();
+        Box::new(move |b| {
+            pending.push(b as u8);
+            utf8_drain(&mut pending)
         })
     }
     fn is_end(&self, _: u32) -> bool {
         false
     }
-    fn chat_turn(&self, user: &str, _: bool) -> Vec<u32> {
+    fn chat_turn(&self, user: &str, _: Option<&str>) -> Vec<u32> {
         format!("{user}\n").bytes().map(u32::from).collect()
     }
     fn end_of_turn(&self) -> Vec<u32> {
@@ -70,6 +69,35 @@ impl Tokenizer for ByteTokenizer {
     }
     fn describe(&self) -> String {
         "bytes (built-in model)".into()
+    }
+}
+
+/// The complete UTF-8 text at the front of `pending` (invalid sequences as
+/// U+FFFD), leaving an incomplete last character in it.
+fn utf8_drain(pending: &mut Vec<u8>) -> String {
+    let mut out = String::new();
+    loop {
+        match std::str::from_utf8(pending) {
+            Ok(t) => {
+                out.push_str(t);
+                pending.clear();
+                return out;
+            }
+            Err(e) => {
+                let ok = e.valid_up_to();
+                out.push_str(std::str::from_utf8(&pending[..ok]).unwrap_or_default());
+                match e.error_len() {
+                    Some(bad) => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        pending.drain(..ok + bad);
+                    }
+                    None => {
+                        pending.drain(..ok);
+                        return out;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -90,7 +118,7 @@ impl Tokenizer for IdTokenizer {
     fn is_end(&self, _: u32) -> bool {
         false
     }
-    fn chat_turn(&self, user: &str, _: bool) -> Vec<u32> {
+    fn chat_turn(&self, user: &str, _: Option<&str>) -> Vec<u32> {
         self.encode(user)
     }
     fn end_of_turn(&self) -> Vec<u32> {
@@ -157,10 +185,10 @@ impl Tokenizer for QwenTokenizer {
     fn is_end(&self, token: u32) -> bool {
         token == ENDOFTEXT || token == IM_END || Some(token) == self.0.eos_id()
     }
-    fn chat_turn(&self, user: &str, first: bool) -> Vec<u32> {
+    fn chat_turn(&self, user: &str, system: Option<&str>) -> Vec<u32> {
         use edgedecoding_tokenizer::{chat_prompt, Role};
-        let text = if first {
-            chat_prompt(&[(Role::System, SYSTEM_PROMPT), (Role::User, user)], true)
+        let text = if let Some(system) = system {
+            chat_prompt(&[(Role::System, system), (Role::User, user)], true)
         } else {
             format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
         };
@@ -178,11 +206,19 @@ impl Tokenizer for QwenTokenizer {
     }
 }
 
-/// Greedy or temperature / top-k / top-p sampling from Q12 logits.
+/// Greedy or sampled next tokens from Q12 logits (llama.cpp's options): a
+/// repeat penalty over the last `repeat_last_n` tokens, then top-k, the
+/// softmax at the temperature, top-p, min-p. Temperature 0 without a penalty
+/// is the decoder's greedy token (the accelerator's behaviour).
 pub struct Sampler {
     temperature: f32,
     top_k: usize,
     top_p: f32,
+    min_p: f32,
+    penalty: f32,
+    last_n: usize,
+    /// Rows of the most recent tokens (prompt and output), oldest first.
+    recent: std::collections::VecDeque<usize>,
     state: u64,
 }
 
@@ -199,8 +235,63 @@ impl Sampler {
             temperature,
             top_k,
             top_p,
+            min_p: 0.0,
+            penalty: 1.0,
+            last_n: 0,
+            recent: Default::default(),
             state: seed ^ 0x9e37_79b9_7f4a_7c15,
         })
+    }
+
+    /// The greedy sampler (temperature 0, no penalty).
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            penalty: 1.0,
+            last_n: 0,
+            recent: Default::default(),
+            state: 0,
+        }
+    }
+
+    /// Drops tokens whose probability is below `min_p` times the most likely
+    /// one's; `min_p` in `[0, 1]` (0: off).
+    pub fn with_min_p(mut self, min_p: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&min_p) {
+            bail!("min_p must be in [0, 1]");
+        }
+        self.min_p = min_p;
+        Ok(self)
+    }
+
+    /// llama.cpp's repeat penalty: the logit `l` of a token among the last
+    /// `last_n` becomes `l / penalty` when positive, `l * penalty` otherwise;
+    /// `penalty` > 0 (1: off).
+    pub fn with_repeat_penalty(mut self, penalty: f32, last_n: usize) -> Result<Self> {
+        if !(penalty > 0.0 && penalty.is_finite()) {
+            bail!("repeat_penalty must be > 0");
+        }
+        self.penalty = penalty;
+        self.last_n = last_n;
+        Ok(self)
+    }
+
+    fn penalised(&self) -> bool {
+        self.penalty != 1.0 && self.last_n > 0
+    }
+
+    /// Records a token (its row) for the repeat penalty.
+    pub fn observe(&mut self, row: usize) {
+        if !self.penalised() {
+            return;
+        }
+        if self.recent.len() == self.last_n {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(row);
     }
 
     fn uniform(&mut self) -> f64 {
@@ -211,36 +302,51 @@ impl Sampler {
         (self.state >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// The next token: `greedy` when the temperature is 0, else a sample.
+    /// The next token: `greedy` when the temperature is 0 and no penalty
+    /// applies, else from [`Self::sample_row`]; recorded for the penalty.
     pub fn pick(&mut self, logits: &[i32], model: &Model<'_>, greedy: u32) -> u32 {
-        if self.temperature == 0.0 {
+        if self.temperature == 0.0 && !self.penalised() {
             return greedy;
         }
-        model.token_of_row(self.sample_row(logits))
+        let row = self.sample_row(logits);
+        self.observe(row);
+        model.token_of_row(row)
     }
 
-    /// A row drawn from `softmax(logits / 4096 / temperature)` restricted to
-    /// the `top_k` largest logits (ties: lower row first), then to the
-    /// smallest prefix whose probability reaches `top_p`. With temperature 0:
-    /// the first largest row. Empty `logits`: row 0.
+    /// A row drawn from `softmax(l / temperature)` of the (penalised) logits
+    /// `l = logits / 4096`, restricted to the `top_k` largest (ties: lower row
+    /// first), then to the smallest prefix whose probability reaches `top_p`,
+    /// then to rows at least `min_p` times as likely as the first. With
+    /// temperature 0: the first largest (penalised) row. Empty `logits`: row 0.
     pub fn sample_row(&mut self, logits: &[i32]) -> usize {
         if logits.is_empty() {
             return 0;
         }
-        if self.temperature == 0.0 {
-            return (0..logits.len())
-                .min_by(|&a, &b| logits[b].cmp(&logits[a]).then(a.cmp(&b)))
-                .unwrap_or(0);
+        let mut l: Vec<f64> = logits.iter().map(|&v| v as f64 / 4096.0).collect();
+        if self.penalised() {
+            for &r in &self.recent {
+                if let Some(v) = l.get_mut(r) {
+                    *v = if *v > 0.0 {
+                        *v / self.penalty as f64
+                    } else {
+                        *v * self.penalty as f64
+                    };
+                }
+            }
         }
-        let mut idx: Vec<usize> = (0..logits.len()).collect();
-        idx.sort_by(|&a, &b| logits[b].cmp(&logits[a]).then(a.cmp(&b)));
+        let order = |a: &usize, b: &usize| l[*b].total_cmp(&l[*a]).then(a.cmp(b));
+        if self.temperature == 0.0 {
+            return (0..l.len()).min_by(order).unwrap_or(0);
+        }
+        let mut idx: Vec<usize> = (0..l.len()).collect();
+        idx.sort_by(order);
         if self.top_k > 0 {
             idx.truncate(self.top_k);
         }
-        let mx = logits[idx[0]] as f64 / 4096.0;
+        let mx = l[idx[0]];
         let mut p: Vec<f64> = idx
             .iter()
-            .map(|&i| ((logits[i] as f64 / 4096.0 - mx) / self.temperature as f64).exp())
+            .map(|&i| ((l[i] - mx) / self.temperature as f64).exp())
             .collect();
         let sum: f64 = p.iter().sum();
         let mut acc = 0.0;
@@ -253,6 +359,9 @@ impl Sampler {
                 break;
             }
         }
+        // p[0] is the largest: min-p keeps a prefix too
+        let floor = self.min_p as f64 * p[0];
+        keep = p[..keep].iter().take_while(|&&v| v >= floor).count().max(1);
         let total: f64 = p[..keep].iter().sum();
         let mut r = self.uniform() * total;
         for k in 0..keep {
@@ -378,6 +487,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn byte_streamer_prints_utf8_and_replaces_invalid_bytes() {
+        let t = ByteTokenizer;
+        let mut st = t.streamer();
+        let text: String = "a\\é€😀\n"
+            .bytes()
+            .chain([0xff, b'x', 0xe2, 0x82, b'y', 0xe2])
+            .map(|b| st(b as u32))
+            .collect();
+        // "é" and "€" come out when complete; 0xff and the cut 0xe2 0x82 are
+        // one U+FFFD each; the trailing 0xe2 is still pending
+        assert_eq!(text, "a\\é€😀\n\u{fffd}x\u{fffd}y");
+    }
+
+    #[test]
+    fn min_p_keeps_rows_at_least_min_p_times_the_first() {
+        let p = [0.5f64, 0.3, 0.15, 0.05];
+        let logits: Vec<i32> = p.iter().map(|v| (v.ln() * 4096.0).round() as i32).collect();
+        // floor 0.35 * 0.5 = 0.175: rows 0 and 1 remain
+        let mut s = Sampler::new(1.0, 0, 1.0, 5)
+            .unwrap()
+            .with_min_p(0.35)
+            .unwrap();
+        let got = histogram(&mut s, &logits, 20_000);
+        let q = softmax(&logits[..2], 1.0);
+        assert!(
+            (got[0] - q[0]).abs() < 0.02 && (got[1] - q[1]).abs() < 0.02,
+            "{got:?}"
+        );
+        assert_eq!((got[2], got[3]), (0.0, 0.0), "{got:?}");
+        assert!(Sampler::new(1.0, 0, 1.0, 5)
+            .unwrap()
+            .with_min_p(1.5)
+            .is_err());
+    }
+
+    #[test]
+    fn repeat_penalty_divides_positive_and_multiplies_negative_logits() {
+        // rows 0 and 1 seen: 2.0 -> 1.0 (below row 2's 1.5); -1.0 -> -2.0
+        let logits = [2 * 4096, -4096, 6144, 0];
+        let mut s = Sampler::new(0.0, 0, 1.0, 1)
+            .unwrap()
+            .with_repeat_penalty(2.0, 2)
+            .unwrap();
+        assert_eq!(s.sample_row(&logits), 0, "nothing seen yet");
+        s.observe(0);
+        s.observe(1);
+        assert_eq!(s.sample_row(&logits), 2, "greedy after the penalty");
+        let mut t = Sampler::new(1.0, 0, 1.0, 8)
+            .unwrap()
+            .with_repeat_penalty(2.0, 2)
+            .unwrap();
+        t.observe(0);
+        t.observe(1);
+        let got = histogram(&mut t, &logits, 40_000);
+        let want = softmax(&[4096, -2 * 4096, 6144, 0], 1.0);
+        for i in 0..4 {
+            assert!(
+                (got[i] - want[i]).abs() < 0.015,
+                "row {i}: {got:?} vs {want:?}"
+            );
+        }
+        // only the last `last_n` count: after two more tokens row 0 is free again
+        s.observe(3);
+        s.observe(3);
+        assert_eq!(s.sample_row(&logits), 0);
+        assert!(Sampler::new(1.0, 0, 1.0, 1)
+            .unwrap()
+            .with_repeat_penalty(0.0, 4)
+            .is_err());
     }
 
     #[test]
