@@ -38,8 +38,6 @@ pub(crate) enum Shape {
 pub(crate) trait TensorSource {
     /// The format's name of `part` in `layer`.
     fn name(&self, part: Part, layer: usize) -> String;
-    /// Whether a tensor exists.
-    fn has(&self, name: &str) -> bool;
     /// Reads a tensor, checking its shape; with `rows`, only those rows of a
     /// matrix, in the order given.
     fn read(&self, name: &str, shape: Shape, rows: Option<&[u32]>) -> Result<Vec<f32>, Error>;
@@ -189,7 +187,8 @@ pub(crate) fn build(
     let (h, kv, f) = (c.hidden, c.kv_dim(), c.ffn);
     let keep = opts.keep.as_deref();
     let head_name = src.name(Part::Head, 0);
-    let use_head = opts.use_output_head && src.has(&head_name);
+    // asked for and absent: reading it below reports the missing tensor
+    let use_head = opts.use_output_head;
     let total = 2 + usize::from(use_head) + 12 * c.n_layers;
     let mut done = 0usize;
     let mut step = |progress: &mut dyn FnMut(&str, usize, usize)| {

@@ -1063,10 +1063,6 @@ impl TensorSource for GgufSource<'_> {
         tensor_name(Naming::Gguf, part, l)
     }
 
-    fn has(&self, name: &str) -> bool {
-        self.0.tensor(name).is_some()
-    }
-
     fn read(&self, name: &str, shape: Shape, rows: Option<&[u32]>) -> Result<Vec<f32>, Error> {
         let f = self.0;
         let t = f.require_tensor(name)?;

@@ -451,10 +451,6 @@ impl TensorSource for HfWeights {
         crate::qwen2::tensor_name(crate::qwen2::Naming::Hf, part, l)
     }
 
-    fn has(&self, name: &str) -> bool {
-        self.map.contains_key(name)
-    }
-
     fn read(&self, name: &str, shape: Shape, rows: Option<&[u32]>) -> Result<Vec<f32>, Error> {
         let (st, t) = self.tensor(name).ok_or_else(|| Error::MissingTensor {
             file: self.dir.clone(),

@@ -465,7 +465,7 @@ fn run(cli: Cli) -> Result<()> {
                 cold,
             },
         ),
-        Cmd::Inspect { m } => inspect(&source::load(&m, false, None)?),
+        Cmd::Inspect { m } => inspect(&m),
         Cmd::Convert { m, out, no_simd } => {
             let loaded = source::load(&m, false, None)?;
             let mut bytes = if no_simd {
@@ -816,8 +816,49 @@ fn perplexity(
 }
 
 /// Prefill `prompt`, then decode `decode` tokens; returns (prefill s, decode s).
-fn inspect(l: &Loaded) -> Result<()> {
+/// `inspect`: a summary. A `.edq` file is read from its header and directory
+/// only (a few pages, whatever its size); a checkpoint is converted (or taken
+/// from the cache) first, and both sizes are shown.
+fn inspect(m: &ModelArgs) -> Result<()> {
+    let edq = m
+        .model
+        .as_ref()
+        .filter(|p| p.is_file() && !source::is_checkpoint(p));
+    if let Some(p) = edq {
+        m.check()?;
+        let buf = edgedecoding_model::owned::ModelBuf::map_lazy(p)
+            .with_context(|| format!("reading {}", p.display()))?;
+        let f = edgedecoding_model::edq::EdqFile::parse_structure(buf.bytes())
+            .with_context(|| format!("loading {}", p.display()))?;
+        let model = edgedecoding_model::Model::from_file(f)
+            .with_context(|| format!("loading {}", p.display()))?;
+        let tok = edgedecoding_runtime::source::tokenizer(&model, None)?;
+        summary(&p.display().to_string(), None, &model, &*tok)?;
+        println!("checked        header and directory only (every command that runs the model verifies the payloads)");
+        return Ok(());
+    }
+    let l = source::load(m, false, None)?;
     let model = l.model()?;
+    let source_bytes = match &m.model {
+        Some(p) if p.is_dir() => std::fs::read_dir(p)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|md| md.len())
+                    .sum::<u64>()
+            })
+            .ok(),
+        Some(p) => std::fs::metadata(p).map(|md| md.len()).ok(),
+        None => None,
+    };
+    summary(&l.name, source_bytes, &model, &*l.tok)
+}
+
+fn summary(
+    name: &str,
+    source_bytes: Option<u64>,
+    model: &edgedecoding_model::Model<'_>,
+    tok: &dyn text::Tokenizer,
+) -> Result<()> {
     let c = model.config;
     let f = model.file();
     let bytes = f.bytes().len();
@@ -837,11 +878,23 @@ fn inspect(l: &Loaded) -> Result<()> {
             _ => {}
         }
     }
-    println!("model          {}", l.name);
-    println!(
-        "file size      {bytes} bytes ({:.1} MiB)",
-        bytes as f64 / 1048576.0
-    );
+    println!("model          {name}");
+    match source_bytes {
+        Some(src) => {
+            println!(
+                "source size    {src} bytes ({:.1} MiB)",
+                src as f64 / 1048576.0
+            );
+            println!(
+                "converted size {bytes} bytes ({:.1} MiB)",
+                bytes as f64 / 1048576.0
+            );
+        }
+        None => println!(
+            "file size      {bytes} bytes ({:.1} MiB)",
+            bytes as f64 / 1048576.0
+        ),
+    }
     println!("layers         {}", c.n_layers);
     println!("hidden / ffn   {} / {}", c.hidden, c.ffn);
     println!(
@@ -867,7 +920,7 @@ fn inspect(l: &Loaded) -> Result<()> {
         model.globals.emb_exp
     );
     println!("weights        {weights} in {wbytes} bytes: {:.3} bits/weight (codes, exponents, row exponents)", wbytes as f64 * 8.0 / weights.max(1) as f64);
-    println!("tokenizer      {}", l.tok.describe());
+    println!("tokenizer      {}", tok.describe());
     for li in 0..c.n_layers {
         let fm = model.layer(li)?.fmt;
         println!(

@@ -165,6 +165,17 @@ pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<L
                 }
                 (None, false) => {}
             }
+            if opened.converted && convert::has_separate_head(p) {
+                eprintln!(
+                    "[{}: its separate output head is not used: the integer model derives its head from the embedding, as the accelerator does{}]",
+                    p.display(),
+                    if m.conv.output_head {
+                        " (--output-head: the float reference uses it)"
+                    } else {
+                        "; --output-head makes the float reference use it"
+                    }
+                );
+            }
             if want_float {
                 float = opened.float;
             }

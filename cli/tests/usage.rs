@@ -301,28 +301,8 @@ fn generate_output_ends_with_a_newline_and_never_escapes() {
 /// a changed option converts again.
 #[test]
 fn converted_checkpoints_are_cached() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = tmp("cache");
-    let hf = dir.join("tiny_hf");
-    std::fs::create_dir_all(&hf).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(
-            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
-            hf.join(f),
-        )
-        .unwrap();
-    }
-    let mut tj: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap(),
-    )
-    .unwrap();
-    let vocab: serde_json::Map<String, serde_json::Value> = (0u8..=255)
-        .map(|b| (edgedecoding_tokenizer::bytes_to_byte_level(&[b]), b.into()))
-        .collect();
-    tj["model"]["vocab"] = vocab.into();
-    tj["model"]["merges"] = serde_json::json!([]);
-    tj["added_tokens"] = serde_json::json!([]);
-    std::fs::write(hf.join("tokenizer.json"), tj.to_string()).unwrap();
+    let hf = hf_folder(&dir);
     let cache = dir.join("cache");
     let gen = |extra: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_edgedecoding"))
@@ -353,5 +333,110 @@ fn converted_checkpoints_are_cached() {
     );
     let files = std::fs::read_dir(cache.join("converted")).unwrap().count();
     assert_eq!(files, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The tiny Hugging Face fixture with a byte-level tokenizer.json, in `dir`.
+fn hf_folder(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let hf = dir.join("tiny_hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
+            hf.join(f),
+        )
+        .unwrap();
+    }
+    let mut tj: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    let vocab: serde_json::Map<String, serde_json::Value> = (0u8..=255)
+        .map(|b| (edgedecoding_tokenizer::bytes_to_byte_level(&[b]), b.into()))
+        .collect();
+    tj["model"]["vocab"] = vocab.into();
+    tj["model"]["merges"] = serde_json::json!([]);
+    tj["added_tokens"] = serde_json::json!([]);
+    std::fs::write(hf.join("tokenizer.json"), tj.to_string()).unwrap();
+    hf
+}
+
+/// `inspect` of a checkpoint shows the source's size and the converted one;
+/// of a `.edq` file it reads the header and directory only (a damaged payload
+/// does not stop the summary; running the model does).
+#[test]
+fn inspect_sizes_and_header_only() {
+    let dir = tmp("inspect");
+    let hf = hf_folder(&dir);
+    let (out, _) = ok(&["inspect", "--no-cache", "--model", hf.to_str().unwrap()]);
+    assert!(
+        out.contains("source size    ") && out.contains("converted size "),
+        "{out}"
+    );
+    let edq = dir.join("t.edq");
+    ok(&[
+        "convert",
+        "--builtin",
+        "tiny",
+        "--out",
+        edq.to_str().unwrap(),
+    ]);
+    let mut b = std::fs::read(&edq).unwrap();
+    let n = b.len();
+    b[n - 100] ^= 0x55;
+    std::fs::write(&edq, &b).unwrap();
+    let (out, _) = ok(&["inspect", "--model", edq.to_str().unwrap()]);
+    assert!(out.contains("file size      "), "{out}");
+    let e = err(&["generate", "-n", "1", "--model", edq.to_str().unwrap()]);
+    assert!(e.contains("error: "), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A checkpoint with a separate output head says that the integer model does
+/// not use it; `--output-head` on a checkpoint without one is an error.
+#[test]
+fn separate_output_head_is_explained_and_a_missing_one_is_an_error() {
+    let dir = tmp("head");
+    let hf = hf_folder(&dir);
+    let cfg = hf.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let (_, e) = ok(&[
+        "generate",
+        "--no-cache",
+        "-n",
+        "2",
+        "--model",
+        hf.to_str().unwrap(),
+    ]);
+    assert!(!e.contains("separate output head"), "tied: no note: {e}");
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "\"tie_word_embeddings\": true",
+            "\"tie_word_embeddings\": false",
+        ),
+    )
+    .unwrap();
+    let (_, e) = ok(&[
+        "generate",
+        "--no-cache",
+        "-n",
+        "2",
+        "--model",
+        hf.to_str().unwrap(),
+    ]);
+    assert!(e.contains("its separate output head is not used"), "{e}");
+    let e = err(&[
+        "perplexity",
+        "--no-cache",
+        "--output-head",
+        "--float",
+        "--file",
+        cfg.to_str().unwrap(),
+        "--model",
+        hf.to_str().unwrap(),
+    ]);
+    assert!(e.contains("tensor \"lm_head.weight\" is missing"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

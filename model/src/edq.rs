@@ -452,6 +452,15 @@ impl<'a> EdqFile<'a> {
         Self::parse_inner(bytes, true)
     }
 
+    /// The header, config and directory only (every check of
+    /// [`EdqFile::parse`] but the passes over the payloads: checksum and value
+    /// ranges), touching a few pages of a mapped file: for a summary of the
+    /// file (`edgedecoding inspect`). The payloads are unchecked: run a model
+    /// only from [`EdqFile::parse`].
+    pub fn parse_structure(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        Self::parse_inner(bytes, false)
+    }
+
     /// [`EdqFile::parse`] without the passes over the payloads (checksum and
     /// value ranges): for bytes that passed [`EdqFile::parse`] before and
     /// cannot have changed since (an immutable buffer, see `owned::ModelBuf`).

@@ -45,14 +45,31 @@ impl ModelBuf {
     /// The file must not be modified while the map lives: model files are
     /// replaced by rename (`convert` writes a temporary file), never rewritten
     /// in place, so a running decoder keeps the old contents.
+    /// All pages are read in at once (the decoder reads every weight).
     #[cfg(feature = "std")]
     pub fn map(path: &std::path::Path) -> std::io::Result<Self> {
+        Self::map_with(path, true)
+    }
+
+    /// [`ModelBuf::map`] reading pages only when they are touched: for a look
+    /// at the header and directory of a large file (`inspect`).
+    #[cfg(feature = "std")]
+    pub fn map_lazy(path: &std::path::Path) -> std::io::Result<Self> {
+        Self::map_with(path, false)
+    }
+
+    #[cfg(feature = "std")]
+    fn map_with(path: &std::path::Path, populate: bool) -> std::io::Result<Self> {
         let file = std::fs::File::open(path)?;
+        let mut opts = memmap2::MmapOptions::new();
+        if populate {
+            opts.populate();
+        }
         // SAFETY: the map is read-only and private to this process; the
         // contract above (files are replaced, not rewritten) keeps its bytes
         // stable for its lifetime. Every read goes through `bytes()`, which
         // the parser validates before use.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
+        let map = unsafe { opts.map(&file)? };
         let len = map.len();
         Ok(Self {
             store: Store::Mapped(map),

@@ -178,6 +178,29 @@ pub fn float_model(
     Ok((fm, tok, blob))
 }
 
+/// Whether checkpoint `path` has a separate output head (`lm_head.weight`
+/// with `tie_word_embeddings: false`, or a GGUF `output.weight`), which the
+/// integer model does not use: its head is derived from the embedding, as
+/// on the accelerator.
+pub fn has_separate_head(path: &Path) -> bool {
+    match edgedecoding_checkpoint::detect(path) {
+        Ok(Checkpoint::HfFolder(dir)) => {
+            edgedecoding_checkpoint::hf::read_config(&dir)
+                .ok()
+                .and_then(|i| {
+                    i.config
+                        .get("tie_word_embeddings")
+                        .and_then(|v| v.as_bool())
+                })
+                == Some(false)
+        }
+        Ok(Checkpoint::Gguf(file)) => edgedecoding_checkpoint::GgufFile::open(&file)
+            .map(|g| g.tensors().iter().any(|t| t.name == "output.weight"))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
 /// `.edq` bytes with the SIMD layout section (FORMAT §6) added.
 pub fn with_simd(bytes: &[u8], threads: usize, progress: Progress) -> Result<Vec<u8>> {
     let buf = edgedecoding_model::owned::ModelBuf::from_bytes(bytes);
