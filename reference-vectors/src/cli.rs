@@ -18,7 +18,7 @@ pub struct VectorsArgs {
     /// Output directory (must be absent or empty).
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Seed of the random cases and token sequences (the model's seed is --seed).
+    /// Seed of the random cases and token sequences (the built-in model's seed is --builtin-seed).
     #[arg(long, default_value_t = 1)]
     pub vector_seed: u64,
     /// Only these sections, comma-separated: kernel operators (round_shift,
