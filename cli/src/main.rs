@@ -349,6 +349,7 @@ enum Cmd {
 }
 
 fn main() {
+    default_sigpipe();
     let cli = Cli::parse_from(llama_aliases(std::env::args_os()));
     if let Err(e) = outputs_first(&cli.cmd) {
         eprintln!("error: {e:#}");
@@ -357,6 +358,20 @@ fn main() {
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Output into a closed pipe (`edgedecoding generate | head -c 10`) ends the
+/// process quietly, as for other Unix tools, instead of an error or a panic
+/// in a print: SIGPIPE back to its default action (Rust starts programs with
+/// it ignored).
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL` only changes
+    // this process's disposition of SIGPIPE; it runs first in `main`, before
+    // any thread exists, and touches no Rust state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -135,3 +135,27 @@ fn sigint_during_vectors_leaves_nothing() {
     assert!(interrupted >= 1, "never interrupted mid-write");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Output into a pipe closed by its reader ends the process quietly (the
+/// default SIGPIPE action), not with an error message or a panic.
+#[cfg(unix)]
+#[test]
+fn closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = exe()
+        // about a second of streamed tokens after the prompt
+        .args(["generate", "--builtin", "small", "-n", "900", "-p", "yyyyy"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 3];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let res = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    assert_eq!(res.status.signal(), Some(13), "SIGPIPE: {:?}", res.status);
+}
