@@ -33,10 +33,21 @@ struct ModelArgs {
     /// Context length (KV-cache capacity) when converting a checkpoint.
     #[arg(long, default_value_t = 1024)]
     ctx: usize,
-    /// Keep only this many vocabulary entries when converting (the
-    /// accelerator keeps 37984 of 151936): special tokens plus the lowest ids.
-    #[arg(long)]
+    /// Prune the vocabulary to this many ids when converting a checkpoint
+    /// (the accelerator keeps 37984 of 151936), or at export (export-hw): the
+    /// real special tokens, the 256 byte tokens, then the most frequent tokens
+    /// of a calibration corpus (ties by id).
+    #[arg(long, conflicts_with = "keep_list")]
     keep_vocab: Option<usize>,
+    /// The calibration corpus (UTF-8 text) of --keep-vocab's frequency
+    /// ranking, instead of the built-in one.
+    #[arg(long, requires = "keep_vocab")]
+    keep_corpus: Option<PathBuf>,
+    /// Prune the vocabulary to the ids of this file (one per line, `#`
+    /// comments; all 256 byte tokens needed), e.g. written by `inspect
+    /// --keep-list-out`.
+    #[arg(long)]
+    keep_list: Option<PathBuf>,
     /// Float reference: use the checkpoint's separate `output.weight` instead of
     /// the tied embedding.
     #[arg(long)]
@@ -60,6 +71,21 @@ fn thread_count() -> clap::builder::RangedU64ValueParser<usize> {
 
 /// The largest thread count accepted.
 const MAX_THREADS: u64 = 256;
+
+impl ModelArgs {
+    /// The pruning options as one value.
+    fn keep(&self) -> Option<edgedecoding_runtime::keep::Keep> {
+        use edgedecoding_runtime::keep::Keep;
+        match (&self.keep_vocab, &self.keep_list) {
+            (Some(n), _) => Some(Keep::Count {
+                n: *n,
+                corpus: self.keep_corpus.clone(),
+            }),
+            (None, Some(l)) => Some(Keep::List(l.clone())),
+            (None, None) => None,
+        }
+    }
+}
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -169,6 +195,10 @@ enum Cmd {
     Inspect {
         #[command(flatten)]
         m: ModelArgs,
+        /// Write the pruned model's keep list to this file (one id per line,
+        /// the format `--keep-list` reads).
+        #[arg(long)]
+        keep_list_out: Option<PathBuf>,
     },
     /// Convert a checkpoint (GGUF or Hugging Face folder) or the built-in model
     /// to a `.edq` file (with the tokenizer inside).
@@ -312,7 +342,14 @@ fn run(cli: Cli) -> Result<()> {
                 cold,
             },
         ),
-        Cmd::Inspect { m } => inspect(&source::load(&m, false)?),
+        Cmd::Inspect { m, keep_list_out } => {
+            let l = source::load(&m, false)?;
+            inspect(&l)?;
+            if let Some(out) = keep_list_out {
+                write_keep_list(&l, &out)?;
+            }
+            Ok(())
+        }
         Cmd::Convert { m, out, no_simd } => {
             let loaded = source::load(&m, false)?;
             let mut bytes = if no_simd {
@@ -333,8 +370,36 @@ fn run(cli: Cli) -> Result<()> {
             edgedecoding_reference_vectors::cli::vectors(&a, &l.name, l.buf.bytes(), m.threads)
         }
         Cmd::ExportHw { m, a } => {
-            let l = source::load(&m, false)?;
-            edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads)
+            // a checkpoint is pruned while converting it; any other model at export
+            let at_export = m.keep().filter(|_| !source::is_checkpoint_arg(&m));
+            let mut mm = m.clone();
+            if at_export.is_some() {
+                (mm.keep_vocab, mm.keep_corpus, mm.keep_list) = (None, None, None);
+            }
+            let l = source::load(&mm, false)?;
+            let keep = match at_export {
+                Some(k) => {
+                    let model = l.model()?;
+                    if model.keep.is_some() {
+                        bail!(
+                            "{} is already pruned ({} of {} ids kept); --keep-vocab and --keep-list prune a full vocabulary",
+                            l.name,
+                            model.config.n_kept,
+                            model.config.vocab
+                        );
+                    }
+                    let bpe = edgedecoding_runtime::source::stored_bpe(&model)?;
+                    let (ids, what) =
+                        edgedecoding_runtime::keep::resolve(&k, bpe.as_ref(), model.config.vocab)?;
+                    if bpe.is_none() {
+                        eprintln!("[{}: no tokenizer: the rule ranks ids only by id]", l.name);
+                    }
+                    eprintln!("[keep list: {what}]");
+                    Some(ids)
+                }
+                None => None,
+            };
+            edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads, keep)
         }
         Cmd::Verify { a } => edgedecoding_reference_vectors::cli::verify(&a),
     }
@@ -547,7 +612,28 @@ fn perplexity(
     Ok(())
 }
 
-/// Prefill `prompt`, then decode `decode` tokens; returns (prefill s, decode s).
+/// `inspect --keep-list-out`: the pruned model's keep list, in the format
+/// `--keep-list` reads.
+fn write_keep_list(l: &Loaded, out: &std::path::Path) -> Result<()> {
+    let model = l.model()?;
+    let Some(keep) = model.keep else {
+        bail!(
+            "{} is not pruned (all {} ids are rows): it has no keep list to write to {}",
+            l.name,
+            model.config.vocab,
+            out.display()
+        );
+    };
+    let text = edgedecoding_runtime::keep::format_keep_list(keep, model.config.vocab, &l.name);
+    source::write_atomic(out, text.as_bytes())?;
+    eprintln!(
+        "wrote the keep list ({} ids) to {}",
+        keep.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 fn inspect(l: &Loaded) -> Result<()> {
     let model = l.model()?;
     let c = model.config;

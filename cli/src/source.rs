@@ -152,11 +152,19 @@ fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {
 pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
     let mut float = None;
     let mut bpe = None;
+    if m.keep().is_some() && !is_checkpoint_arg(m) {
+        bail!(
+            "--keep-vocab and --keep-list prune a checkpoint (a .gguf file or a Hugging Face folder) while converting it; {} is not one (export-hw prunes any full-vocabulary model at export)",
+            m.model
+                .as_ref()
+                .map_or("the built-in model".to_string(), |p| p.display().to_string())
+        );
+    }
     let (name, buf, builtin) = match &m.model {
         Some(p) => {
             let opts = convert::Opts {
                 ctx: m.ctx,
-                keep_vocab: m.keep_vocab,
+                keep: m.keep(),
                 output_head: m.output_head,
                 threads: m.threads,
             };
@@ -230,6 +238,13 @@ pub fn load(m: &ModelArgs, want_float: bool) -> Result<Loaded> {
         builtin,
         float,
     })
+}
+
+/// Whether `--model` is a checkpoint (converted, and pruned, when loaded).
+pub fn is_checkpoint_arg(m: &ModelArgs) -> bool {
+    m.model
+        .as_deref()
+        .is_some_and(edgedecoding_runtime::source::is_checkpoint)
 }
 
 impl Loaded {
