@@ -119,6 +119,8 @@ class Model:
         ctx: int = 1024,
         keep_vocab: Optional[int] = None,
         progress: Optional[Callable[[str, int, int], object]] = None,
+        keep_corpus: Optional[str] = None,
+        keep_list: Optional[str] = None,
     ) -> "Model": ...
     @property
     def name(self) -> str: ...

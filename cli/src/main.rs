@@ -56,10 +56,21 @@ struct ConvArgs {
     /// checkpoint's trained context when smaller), or the run's -c when larger].
     #[arg(long)]
     ctx: Option<usize>,
-    /// Keep only this many vocabulary entries (the accelerator keeps 37984 of
-    /// 151936).
-    #[arg(long)]
+    /// Prune the vocabulary to this many ids (the accelerator keeps 37984 of
+    /// 151936): the real special tokens, the 256 byte tokens, then the most
+    /// frequent tokens of a calibration corpus (ties by id). export-hw also
+    /// prunes a full-vocabulary .edq or built-in model at export.
+    #[arg(long, conflicts_with = "keep_list")]
     keep_vocab: Option<usize>,
+    /// The calibration corpus (UTF-8 text) of --keep-vocab's frequency
+    /// ranking, instead of the built-in one.
+    #[arg(long, requires = "keep_vocab")]
+    keep_corpus: Option<PathBuf>,
+    /// Prune the vocabulary to the ids of this file (one per line, `#`
+    /// comments; all 256 byte tokens needed), e.g. written by `inspect
+    /// --keep-list-out`.
+    #[arg(long)]
+    keep_list: Option<PathBuf>,
     /// Float reference: use the checkpoint's separate output head instead of
     /// the tied embedding (an error when the checkpoint has none).
     #[arg(long)]
@@ -70,6 +81,16 @@ struct ConvArgs {
     no_cache: bool,
 }
 
+/// Where pruning applies besides conversion, for the errors of
+/// [`ModelArgs::check`].
+fn keep_hint(m: &ModelArgs) -> &'static str {
+    if m.keep().is_some() {
+        " (export-hw prunes any full-vocabulary model at export)"
+    } else {
+        ""
+    }
+}
+
 impl ModelArgs {
     /// Refuses options that cannot apply to the model source given.
     fn check(&self) -> Result<()> {
@@ -77,6 +98,7 @@ impl ModelArgs {
         let conv_given: Vec<&str> = [
             (c.ctx.is_some(), "--ctx"),
             (c.keep_vocab.is_some(), "--keep-vocab"),
+            (c.keep_list.is_some(), "--keep-list"),
             (c.output_head, "--output-head"),
             (c.no_cache, "--no-cache"),
         ]
@@ -90,17 +112,19 @@ impl ModelArgs {
                 }
                 if !conv_given.is_empty() && p.exists() && !source::is_checkpoint(p) {
                     bail!(
-                        "{} applies when converting a checkpoint (a .gguf file or a Hugging Face folder); {} is an already converted model",
+                        "{} applies when converting a checkpoint (a .gguf file or a Hugging Face folder); {} is an already converted model{}",
                         conv_given.join(", "),
-                        p.display()
+                        p.display(),
+                        keep_hint(self)
                     );
                 }
             }
             None => {
                 if !conv_given.is_empty() {
                     bail!(
-                        "{} applies when converting a checkpoint given with --model; the built-in model has a fixed shape",
-                        conv_given.join(", ")
+                        "{} applies when converting a checkpoint given with --model; the built-in model has a fixed shape{}",
+                        conv_given.join(", "),
+                        keep_hint(self)
                     );
                 }
             }
@@ -195,6 +219,22 @@ fn thread_count() -> clap::builder::RangedU64ValueParser<usize> {
 
 /// The largest thread count accepted.
 const MAX_THREADS: u64 = 256;
+
+impl ModelArgs {
+    /// The pruning options as one value.
+    fn keep(&self) -> Option<edgedecoding_runtime::keep::Keep> {
+        use edgedecoding_runtime::keep::Keep;
+        let c = &self.conv;
+        match (&c.keep_vocab, &c.keep_list) {
+            (Some(n), _) => Some(Keep::Count {
+                n: *n,
+                corpus: c.keep_corpus.clone(),
+            }),
+            (None, Some(l)) => Some(Keep::List(l.clone())),
+            (None, None) => None,
+        }
+    }
+}
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -312,6 +352,10 @@ enum Cmd {
     Inspect {
         #[command(flatten)]
         m: ModelArgs,
+        /// Write the pruned model's keep list to this file (one id per line,
+        /// the format `--keep-list` reads).
+        #[arg(long)]
+        keep_list_out: Option<PathBuf>,
     },
     /// Convert a checkpoint (GGUF or Hugging Face folder) or the built-in model
     /// to a `.edq` file (with the tokenizer inside).
@@ -480,7 +524,7 @@ fn run(cli: Cli) -> Result<()> {
                 cold,
             },
         ),
-        Cmd::Inspect { m } => inspect(&m),
+        Cmd::Inspect { m, keep_list_out } => inspect(&m, keep_list_out.as_deref()),
         Cmd::Convert { m, out, no_simd } => {
             let loaded = source::load(&m, false, None)?;
             let mut bytes = if no_simd {
@@ -501,8 +545,36 @@ fn run(cli: Cli) -> Result<()> {
             edgedecoding_reference_vectors::cli::vectors(&a, &l.name, l.buf.bytes(), m.threads)
         }
         Cmd::ExportHw { m, a } => {
-            let l = source::load(&m, false, None)?;
-            edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads)
+            // a checkpoint is pruned while converting it; any other model at export
+            let at_export = m.keep().filter(|_| !source::is_checkpoint_arg(&m));
+            let mut mm = m.clone();
+            if at_export.is_some() {
+                (mm.conv.keep_vocab, mm.conv.keep_corpus, mm.conv.keep_list) = (None, None, None);
+            }
+            let l = source::load(&mm, false, None)?;
+            let keep = match at_export {
+                Some(k) => {
+                    let model = l.model()?;
+                    if model.keep.is_some() {
+                        bail!(
+                            "{} is already pruned ({} of {} ids kept); --keep-vocab and --keep-list prune a full vocabulary",
+                            l.name,
+                            model.config.n_kept,
+                            model.config.vocab
+                        );
+                    }
+                    let bpe = edgedecoding_runtime::source::stored_bpe(&model)?;
+                    let (ids, what) =
+                        edgedecoding_runtime::keep::resolve(&k, bpe.as_ref(), model.config.vocab)?;
+                    if bpe.is_none() {
+                        eprintln!("[{}: no tokenizer: the rule ranks ids only by id]", l.name);
+                    }
+                    eprintln!("[keep list: {what}]");
+                    Some(ids)
+                }
+                None => None,
+            };
+            edgedecoding_reference_vectors::cli::export(&a, &l.name, l.buf.bytes(), m.threads, keep)
         }
         Cmd::Verify { a } => edgedecoding_reference_vectors::cli::verify(&a),
     }
@@ -830,11 +902,35 @@ fn perplexity(
     Ok(())
 }
 
-/// Prefill `prompt`, then decode `decode` tokens; returns (prefill s, decode s).
+/// `inspect --keep-list-out`: the pruned model's keep list, in the format
+/// `--keep-list` reads.
+fn write_keep_list(
+    name: &str,
+    model: &edgedecoding_model::Model<'_>,
+    out: &std::path::Path,
+) -> Result<()> {
+    let Some(keep) = model.keep else {
+        bail!(
+            "{} is not pruned (all {} ids are rows): it has no keep list to write to {}",
+            name,
+            model.config.vocab,
+            out.display()
+        );
+    };
+    let text = edgedecoding_runtime::keep::format_keep_list(keep, model.config.vocab, name);
+    source::write_atomic(out, text.as_bytes())?;
+    eprintln!(
+        "wrote the keep list ({} ids) to {}",
+        keep.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// `inspect`: a summary. A `.edq` file is read from its header and directory
 /// only (a few pages, whatever its size); a checkpoint is converted (or taken
 /// from the cache) first, and both sizes are shown.
-fn inspect(m: &ModelArgs) -> Result<()> {
+fn inspect(m: &ModelArgs, keep_list_out: Option<&std::path::Path>) -> Result<()> {
     let edq = m
         .model
         .as_ref()
@@ -848,8 +944,12 @@ fn inspect(m: &ModelArgs) -> Result<()> {
         let model = edgedecoding_model::Model::from_file(f)
             .with_context(|| format!("loading {}", p.display()))?;
         let tok = edgedecoding_runtime::source::tokenizer(&model, None)?;
-        summary(&p.display().to_string(), None, &model, &*tok)?;
+        let name = p.display().to_string();
+        summary(&name, None, &model, &*tok)?;
         println!("checked        header and directory only (every command that runs the model verifies the payloads)");
+        if let Some(out) = keep_list_out {
+            write_keep_list(&name, &model, out)?;
+        }
         return Ok(());
     }
     let l = source::load(m, false, None)?;
@@ -865,7 +965,11 @@ fn inspect(m: &ModelArgs) -> Result<()> {
         Some(p) => std::fs::metadata(p).map(|md| md.len()).ok(),
         None => None,
     };
-    summary(&l.name, source_bytes, &model, &*l.tok)
+    summary(&l.name, source_bytes, &model, &*l.tok)?;
+    if let Some(out) = keep_list_out {
+        write_keep_list(&l.name, &model, out)?;
+    }
+    Ok(())
 }
 
 fn summary(

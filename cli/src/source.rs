@@ -124,7 +124,7 @@ pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<L
             let opts = convert::Opts {
                 // a run's -c beyond the default context asks for that many
                 ctx: m.conv.ctx.or(run_ctx.filter(|&c| c > convert::DEFAULT_CTX)),
-                keep_vocab: m.conv.keep_vocab,
+                keep: m.keep(),
                 output_head: m.conv.output_head,
                 threads: m.threads,
             };
@@ -228,6 +228,13 @@ pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<L
         builtin,
         float,
     })
+}
+
+/// Whether `--model` is a checkpoint (converted, and pruned, when loaded).
+pub fn is_checkpoint_arg(m: &ModelArgs) -> bool {
+    m.model
+        .as_deref()
+        .is_some_and(edgedecoding_runtime::source::is_checkpoint)
 }
 
 impl Loaded {

@@ -238,3 +238,53 @@ fn real_pruned_vocabulary_respells_and_round_trips() {
     }
     assert!(respelled >= 2, "the texts should need re-spelling");
 }
+
+/// Issue 13: the keep-list rule on the real tokenizer. 22 real special tokens
+/// (`<|endoftext|>` … the tool and FIM tokens), the 256 byte tokens, then
+/// 37706 normal tokens (2174 seen in the built-in corpus, by frequency; the
+/// rest by id); no `[PAD…]` filler. The
+/// Hugging Face view of the same tokenizer (no fillers: ids end at 151664,
+/// the model still has 151936 rows) gives the same list.
+#[test]
+fn real_keep_list_rule_is_the_same_from_gguf_and_hugging_face_views() {
+    use edgedecoding_runtime::keep::{keep_list, KEEP_CORPUS};
+    let Some(gguf) = real_gguf() else {
+        println!("SKIPPED: real GGUF not found (run scripts/fetch-model.sh or set EDGEDECODING_REAL_GGUF)");
+        return;
+    };
+    let md = edgedecoding_checkpoint::gguf::read_metadata(&gguf).unwrap();
+    let (_, tok) = edgedecoding_runtime::convert::tokenizer_of(Some(&md), None).unwrap();
+    assert_eq!(tok.vocab_size(), 151_936);
+    assert_eq!(tok.id_to_token(151_665), Some("[PAD151665]"));
+    let k = keep_list(Some(&tok), 151_936, 37_984, KEEP_CORPUS).unwrap();
+    println!("real model: {k}");
+    assert_eq!((k.specials, k.bytes, k.fillers), (22, 256, 0));
+    assert_eq!(k.ids.len(), 37_984);
+    assert!(k.ids.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        k.ids.iter().all(|&id| id < 151_665),
+        "a [PAD] filler was kept"
+    );
+    for t in ["ĠRome", "ĠParis", "ĠBerlin", "<|im_start|>", "<|im_end|>"] {
+        let id = tok.token_to_id(t).unwrap();
+        assert!(k.ids.binary_search(&id).is_ok(), "{t} ({id}) not kept");
+    }
+    // the Hugging Face view: tokenizer.json has no entries for 151665..
+    let v = edgedecoding_tokenizer::GgufVocab {
+        tokens: md.get_str_array("tokenizer.ggml.tokens").unwrap()[..151_665].to_vec(),
+        merges: md.get_str_array("tokenizer.ggml.merges").unwrap().to_vec(),
+        token_type: md.get_int_array("tokenizer.ggml.token_type").unwrap()[..151_665]
+            .iter()
+            .map(|&x| x as i32)
+            .collect(),
+        pre: "qwen2".into(),
+        bos_token_id: None,
+        eos_token_id: None,
+    };
+    let hf = edgedecoding_tokenizer::Tokenizer::from_gguf(&v).unwrap();
+    assert_eq!(hf.vocab_size(), 151_665);
+    assert_eq!(
+        keep_list(Some(&hf), 151_936, 37_984, KEEP_CORPUS).unwrap(),
+        k
+    );
+}

@@ -444,12 +444,14 @@ impl Model {
     /// Loads a model: a `.edq` file (memory-mapped), a `.gguf` file or a
     /// Hugging Face folder (converted now, as `edgedecoding convert` does:
     /// about a minute for Qwen2.5-0.5B). `threads` defaults to every core
-    /// (results are identical for any count); `ctx` and `keep_vocab` apply to
-    /// checkpoints only (KV-cache capacity; vocabulary pruning as the
-    /// accelerator's 37984). `progress(stage, done, total)`, if given, is
-    /// called during a conversion.
+    /// (results are identical for any count); `ctx`, `keep_vocab`,
+    /// `keep_corpus` and `keep_list` apply to checkpoints only (KV-cache
+    /// capacity; vocabulary pruning as the accelerator's 37984, by the keep-list
+    /// rule of `edgedecoding convert --keep-vocab` ranked on the built-in corpus
+    /// or the text file `keep_corpus`, or the explicit list file `keep_list`).
+    /// `progress(stage, done, total)`, if given, is called during a conversion.
     #[staticmethod]
-    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None))]
+    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None, keep_corpus=None, keep_list=None))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
@@ -457,10 +459,21 @@ impl Model {
         ctx: i64,
         keep_vocab: Option<i64>,
         progress: Option<PyObject>,
+        keep_corpus: Option<PathBuf>,
+        keep_list: Option<PathBuf>,
     ) -> PyResult<Model> {
         let threads = threads.map(|t| count("threads", t)).transpose()?;
         let ctx = count("ctx", ctx)?;
         let keep_vocab = keep_vocab.map(|k| count("keep_vocab", k)).transpose()?;
+        let keep = match (keep_vocab, keep_corpus, keep_list) {
+            (Some(_), _, Some(_)) => {
+                return Err(value_error("keep_vocab and keep_list exclude each other"))
+            }
+            (None, Some(_), _) => return Err(value_error("keep_corpus needs keep_vocab")),
+            (Some(n), corpus, None) => Some(edgedecoding_runtime::keep::Keep::Count { n, corpus }),
+            (None, None, Some(l)) => Some(edgedecoding_runtime::keep::Keep::List(l)),
+            (None, None, None) => None,
+        };
         if !path.exists() {
             return Err(PyFileNotFoundError::new_err(format!(
                 "{}: no such file or folder",
@@ -474,7 +487,7 @@ impl Model {
         let name = path.display().to_string();
         let opts = convert::Opts {
             ctx: Some(ctx),
-            keep_vocab,
+            keep,
             output_head: false,
             threads,
         };

@@ -40,10 +40,6 @@ pub struct ExportHwArgs {
     /// Output directory (must be absent or empty).
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Prune the vocabulary while exporting: keep token ids 0, N, 2N, ...
-    /// (4 gives the accelerator's 37984 rows for Qwen's 151936).
-    #[arg(long)]
-    pub keep_every: Option<usize>,
     /// Seed of the 8 tokens of the activation buffer.
     #[arg(long, default_value_t = 1)]
     pub act_seed: u64,
@@ -142,10 +138,17 @@ pub fn vectors(a: &VectorsArgs, source: &str, model_bytes: &[u8], threads: usize
     Ok(())
 }
 
-/// Runs `export-hw`.
-pub fn export(a: &ExportHwArgs, source: &str, model_bytes: &[u8], threads: usize) -> Result<()> {
+/// Runs `export-hw`; `keep`: prune the vocabulary at export to these ids
+/// (the CLI's `--keep-vocab` / `--keep-list`, computed by the keep-list rule).
+pub fn export(
+    a: &ExportHwArgs,
+    source: &str,
+    model_bytes: &[u8],
+    threads: usize,
+    keep: Option<Vec<u32>>,
+) -> Result<()> {
     let opts = ExportOptions {
-        keep_every: a.keep_every,
+        keep,
         threads,
         seed: a.act_seed,
     };

@@ -29,9 +29,11 @@ use crate::suite::prepare_out_dir;
 /// Options of [`export_hw`].
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
-    /// Prune the vocabulary at export: keep ids `0, N, 2N, ...` (`None`: keep
-    /// the model's own vocabulary, pruned or not).
-    pub keep_every: Option<usize>,
+    /// Prune the vocabulary at export to these full ids (strictly increasing,
+    /// below the vocabulary; the CLI computes them with the keep-list rule of
+    /// `edgedecoding_runtime::keep`). `None`: the model's own vocabulary,
+    /// pruned or not. Refused for an already pruned model.
+    pub keep: Option<Vec<u32>>,
     /// Threads for packing and the lm_head derivation (bytes do not depend on it).
     pub threads: usize,
     /// Seed of the 8 tokens of the activation buffer.
@@ -176,12 +178,19 @@ pub fn export_hw(
     let c = model.config;
     let (h, f) = (c.hidden, c.ffn);
     // --- vocabulary: which embedding rows are exported, and their full ids
-    let (rows_of_emb, keep_ids): (Vec<usize>, Vec<u32>) = match (opts.keep_every, model.keep) {
-        (Some(_), Some(_)) => bail!("the model is already pruned ({} of {} ids kept); --keep-every applies to a full vocabulary", c.n_kept, c.vocab),
-        (Some(0), None) => bail!("--keep-every must be at least 1"),
-        (Some(n), None) => {
-            let ids: Vec<u32> = (0..c.vocab as u32).step_by(n).collect();
-            (ids.iter().map(|&i| i as usize).collect(), ids)
+    let (rows_of_emb, keep_ids): (Vec<usize>, Vec<u32>) = match (&opts.keep, model.keep) {
+        (Some(_), Some(_)) => bail!("the model is already pruned ({} of {} ids kept); pruning at export (--keep-vocab, --keep-list) applies to a full vocabulary", c.n_kept, c.vocab),
+        (Some(ids), None) => {
+            if ids.is_empty() {
+                bail!("the keep list is empty");
+            }
+            if let Some(w) = ids.windows(2).find(|w| w[0] >= w[1]) {
+                bail!("the keep list is not strictly increasing ({} then {})", w[0], w[1]);
+            }
+            if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab) {
+                bail!("the keep list has id {id}, outside the model's vocabulary (ids 0..{})", c.vocab - 1);
+            }
+            (ids.iter().map(|&i| i as usize).collect(), ids.clone())
         }
         (None, Some(k)) => ((0..c.n_kept).collect(), k.to_vec()),
         (None, None) => ((0..c.n_kept).collect(), (0..c.n_kept as u32).collect()),
@@ -413,7 +422,7 @@ pub fn export_hw(
     info.insert("config".into(), crate::config_json(&c));
     info.insert("globals".into(), json!({"emb_exp": model.globals.emb_exp, "final_norm_frac": model.globals.final_norm_frac, "eps_q40": model.globals.eps_q40}));
     info.insert("n_kept".into(), json!(n_kept));
-    info.insert("keep_every".into(), json!(opts.keep_every));
+    info.insert("pruned_at_export".into(), json!(opts.keep.is_some()));
     info.insert("run_words".into(), json!(RUN_WORDS));
     info.insert(
         "kv_widening".into(),
@@ -460,8 +469,11 @@ pub fn export_hw(
         c.head_dim,
         c.vocab,
         n_kept,
-        opts.keep_every
-            .map_or(String::new(), |n| format!(", every {n}th id"))
+        if opts.keep.is_some() {
+            ", pruned at export"
+        } else {
+            ""
+        }
     )?;
     let bpw = |bytes: u64, weights: u64| bytes as f64 * 8.0 / weights as f64;
     writeln!(

@@ -24,11 +24,11 @@ fn read<T: Copy, const N: usize>(p: &std::path::Path, f: fn([u8; N]) -> T) -> Ve
         .collect()
 }
 
-fn check_export(m: &Model<'_>, keep_every: Option<usize>, name: &str) {
+fn check_export(m: &Model<'_>, keep_at_export: Option<Vec<u32>>, name: &str) {
     let c = m.config;
     let dir = common::tmp_dir(name);
     let opts = ExportOptions {
-        keep_every,
+        keep: keep_at_export.clone(),
         threads: 2,
         seed: 1,
     };
@@ -113,13 +113,13 @@ fn check_export(m: &Model<'_>, keep_every: Option<usize>, name: &str) {
     assert_eq!(words * HALF_BYTES, lo.len());
     // vocabulary, head, embedding, activations
     let keep: Vec<u32> = read(&dir.join("keep.bin"), u32::from_le_bytes);
-    let want: Vec<u32> = match (keep_every, m.keep) {
-        (Some(n), _) => (0..c.vocab as u32).step_by(n).collect(),
+    let want: Vec<u32> = match (&keep_at_export, m.keep) {
+        (Some(k), _) => k.clone(),
         (None, Some(k)) => k.to_vec(),
         (None, None) => (0..c.vocab as u32).collect(),
     };
     assert_eq!(keep, want);
-    let rows_of_emb: Vec<u32> = match keep_every {
+    let rows_of_emb: Vec<u32> = match keep_at_export {
         Some(_) => keep.clone(),
         None => (0..c.n_kept as u32).collect(),
     };
@@ -166,18 +166,37 @@ fn tiny_model_full_vocabulary_and_pruned_at_export() {
     let buf = common::tiny();
     let m = buf.model().unwrap();
     check_export(&m, None, "export-full");
-    check_export(&m, Some(4), "export-keep4");
-    let e = export_hw(
+    // every 4th id, and an irregular list
+    let every4: Vec<u32> = (0..m.config.vocab as u32).step_by(4).collect();
+    check_export(&m, Some(every4), "export-keep4");
+    check_export(
         &m,
-        "t",
-        &common::tmp_dir("export-keep0"),
-        &ExportOptions {
-            keep_every: Some(0),
-            threads: 1,
-            seed: 1,
-        },
+        Some(vec![0, 1, 2, 3, 10, 77, 200, 255]),
+        "export-keep-list",
     );
-    assert!(e.is_err());
+    for (bad, why) in [
+        (vec![], "empty"),
+        (vec![3, 3], "not strictly increasing (3 then 3)"),
+        (vec![5, 2], "not strictly increasing (5 then 2)"),
+        (
+            vec![1, 256],
+            "id 256, outside the model's vocabulary (ids 0..255)",
+        ),
+    ] {
+        let e = export_hw(
+            &m,
+            "t",
+            &common::tmp_dir("export-keep-bad"),
+            &ExportOptions {
+                keep: Some(bad),
+                threads: 1,
+                seed: 1,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(why), "{e}");
+    }
 }
 
 #[test]
@@ -197,7 +216,7 @@ fn pruned_model_uses_its_keep_list() {
         "t",
         &common::tmp_dir("export-pruned-keep"),
         &ExportOptions {
-            keep_every: Some(4),
+            keep: Some(vec![0, 4, 8]),
             threads: 1,
             seed: 1,
         },

@@ -32,8 +32,8 @@ pub struct Opts {
     /// cache); `None`: [`DEFAULT_CTX`], or the checkpoint's trained context
     /// when that is smaller.
     pub ctx: Option<usize>,
-    /// Keep only this many vocabulary entries (the accelerator keeps 37984).
-    pub keep_vocab: Option<usize>,
+    /// Prune the vocabulary ([`crate::keep`]: the accelerator keeps 37984 ids).
+    pub keep: Option<crate::keep::Keep>,
     /// Use the checkpoint's separate `output.weight` in the float reference.
     pub output_head: bool,
     /// Threads.
@@ -78,41 +78,10 @@ pub fn tokenizer_of(gguf: Option<&GgufMetadata>, hf_dir: Option<&Path>) -> Resul
     bail!("checkpoint has no tokenizer")
 }
 
-/// The default keep list for a pruned vocabulary of `n` entries: the special
-/// and control tokens (kinds other than normal BPE tokens, and every id from
-/// `<|endoftext|>` 151643 up), then the lowest remaining ids until `n` — Qwen's
-/// ids follow its BPE merge order, so low ids are the byte tokens and the
-/// earliest, most frequent merges.
+/// The keep list of `n` ids for `tok`'s model of `vocab` rows, ranked on the
+/// built-in corpus: [`crate::keep::keep_list`] (the one rule; see there).
 pub fn default_keep(tok: &Bpe, vocab: usize, n: usize) -> Result<Vec<u32>> {
-    if n == 0 || n > vocab {
-        bail!("--keep-vocab must be in 1..={vocab}");
-    }
-    let special = |id: u32| {
-        id >= 151_643
-            || !matches!(
-                tok.token_kind(id),
-                Some(edgedecoding_tokenizer::TokenKind::Normal) | None
-            )
-    };
-    let mut keep: Vec<u32> = (0..vocab as u32)
-        .filter(|&id| special(id) && (id as usize) < vocab && tok.id_to_token(id).is_some())
-        .collect();
-    if keep.len() > n {
-        bail!(
-            "--keep-vocab {n} is smaller than the {} special tokens",
-            keep.len()
-        );
-    }
-    let mut id = 0u32;
-    while keep.len() < n && (id as usize) < vocab {
-        if !special(id) {
-            keep.push(id);
-        }
-        id += 1;
-    }
-    keep.sort_unstable();
-    keep.dedup();
-    Ok(keep)
+    Ok(crate::keep::keep_list(Some(tok), vocab, n, crate::keep::KEEP_CORPUS)?.ids)
 }
 
 /// Every id the tokenizer can produce (its vocabulary, added and special
@@ -141,31 +110,35 @@ pub fn float_model(
 ) -> Result<(FloatModel, Bpe, Vec<u8>)> {
     // the tokenizer first: the keep list needs it (a folder's config.json
     // before its tokenizer.json: the first real problem is reported first)
-    let (blob, tok, trained) = match edgedecoding_checkpoint::detect(path)? {
+    let (blob, tok, vocab, trained) = match edgedecoding_checkpoint::detect(path)? {
         Checkpoint::HfFolder(dir) => {
             let info = edgedecoding_checkpoint::hf::read_config(&dir)?;
             let (blob, tok) = tokenizer_of(None, Some(&dir))?;
-            if let Some(v) = info.config.get("vocab_size").and_then(|v| v.as_u64()) {
+            let vocab = info.config.get("vocab_size").and_then(|v| v.as_u64());
+            if let Some(v) = vocab {
                 check_tokenizer_fits(&tok, v as usize, &dir.join("tokenizer.json"))?;
             }
+            let vocab = vocab.map_or(tok.vocab_size(), |v| v as usize);
             let trained = info
                 .config
                 .get("max_position_embeddings")
                 .and_then(|v| v.as_u64());
-            (blob, tok, trained)
+            (blob, tok, vocab, trained)
         }
         Checkpoint::Gguf(file) => {
             let meta = edgedecoding_checkpoint::gguf::read_metadata(&file)?;
             let trained = meta.get_u64("qwen2.context_length").ok();
             let (blob, tok) = tokenizer_of(Some(&meta), None)?;
-            (blob, tok, trained)
+            // a GGUF lists every row's token (padding fillers included)
+            let vocab = tok.vocab_size();
+            (blob, tok, vocab, trained)
         }
     };
     let ctx = o
         .ctx
         .unwrap_or_else(|| trained.map_or(DEFAULT_CTX, |t| DEFAULT_CTX.min(t.max(1) as usize)));
-    let keep = match o.keep_vocab {
-        Some(n) => Some(default_keep(&tok, tok.vocab_size().max(1), n)?),
+    let keep = match &o.keep {
+        Some(k) => Some(crate::keep::resolve(k, Some(&tok), vocab.max(1))?.0),
         None => None,
     };
     let opts = LoadOptions {

@@ -7,6 +7,8 @@
 //!   model; the CPU decoder ([`source::cpu_decoder`]).
 //! * [`convert`]: checkpoint → `.edq` bytes with the tokenizer inside
 //!   (calibration text, vocabulary pruning).
+//! * [`keep`]: the one rule that picks a pruned vocabulary's keep list, and
+//!   keep-list files.
 //! * [`generate`]: the loops of `generate` and `chat`, one token per call.
 //! * [`bench`]: the timed prefill + decode run of `bench`.
 //! * [`text`]: tokenizers behind one trait (Qwen2 BPE with a pruned
@@ -21,6 +23,7 @@
 pub mod bench;
 pub mod convert;
 pub mod generate;
+pub mod keep;
 pub mod source;
 pub mod text;
 

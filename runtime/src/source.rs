@@ -213,10 +213,9 @@ pub fn open(
 /// vocabulary, else bare ids. A pruned model's tokenizer re-spells tokens it
 /// lacks with byte tokens.
 pub fn tokenizer(model: &Model<'_>, bpe: Option<Bpe>) -> Result<Box<dyn Tokenizer>> {
-    let bpe = match (bpe, model.file().tokenizer()) {
-        (Some(t), _) => Some(t),
-        (None, Some(blob)) => Some(Bpe::from_blob(blob).context("the model's tokenizer")?),
-        (None, None) => None,
+    let bpe = match bpe {
+        Some(t) => Some(t),
+        None => stored_bpe(model)?,
     };
     Ok(match (bpe, ByteTokenizer::for_vocab(model.config.vocab)) {
         (Some(t), _) => Box::new(QwenTokenizer(t, model.keep.map(|k| k.to_vec()))),
@@ -237,6 +236,15 @@ pub fn run_config(model: &Model<'_>, ctx: Option<usize>) -> Result<Config> {
             "context size {n} is outside 1..={max}: this model holds {max} positions (convert the checkpoint again with a larger --ctx for more)"
         ),
     }
+}
+
+/// The BPE tokenizer stored in a model file, if any.
+pub fn stored_bpe(model: &Model<'_>) -> Result<Option<Bpe>> {
+    model
+        .file()
+        .tokenizer()
+        .map(|blob| Bpe::from_blob(blob).context("the model's tokenizer"))
+        .transpose()
 }
 
 /// State memory for the CPU decoder of configuration `c` ([`run_config`];

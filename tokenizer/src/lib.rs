@@ -315,6 +315,12 @@ impl Tokenizer {
         self.entry(id).ok().map(|e| e.text.as_str())
     }
 
+    /// Id of the byte-level token of byte `b` (every Qwen2 vocabulary has all
+    /// 256: they re-spell any text).
+    pub fn byte_token_id(&self, b: u8) -> u32 {
+        self.byte_ids[b as usize]
+    }
+
     /// Kind of an id.
     pub fn token_kind(&self, id: u32) -> Option<TokenKind> {
         self.entry(id).ok().map(|e| e.kind)
