@@ -400,6 +400,14 @@ fn main() {
         std::process::exit(1);
     }
     if let Err(e) = run(cli) {
+        if e.chain()
+            .any(|c| c.is::<edgedecoding_reference_vectors::Interrupted>())
+        {
+            // the writer stopped at the handler's request; its error path
+            // removed the unfinished output
+            eprintln!("\ninterrupted: removed the unfinished output");
+            std::process::exit(130);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -441,6 +449,16 @@ fn outputs_first(cmd: &Cmd) -> Result<()> {
         _ => return Ok(()),
     };
     ctrlc::set_handler(move || {
+        if is_dir {
+            // vectors / export-hw: the writer checks this flag before every
+            // file, then removes its folder and exits (see `main`); if it
+            // does not get there (still computing), clean up here
+            edgedecoding_reference_vectors::INTERRUPT
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if temp.exists() {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+            }
+        }
         // the writer may still be adding files: retry a few times
         for _ in 0..50 {
             let gone = if is_dir {

@@ -87,6 +87,7 @@ struct Stream {
 
 impl Stream {
     fn create(p: &Path) -> Result<Self> {
+        crate::check_interrupt()?;
         Ok(Self {
             w: BufWriter::new(
                 File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -148,6 +149,7 @@ impl Out {
         shape: &[usize],
         layout: &str,
     ) -> Result<()> {
+        crate::check_interrupt()?;
         let b = le_bytes(data);
         let p = self.dir.join(path);
         std::fs::write(&p, &b).with_context(|| format!("writing {}", p.display()))?;
@@ -444,6 +446,7 @@ pub fn export_hw(
         json!({"rows": n_kept, "cols": h, "runs": runs_of(n_kept, h), "words": hw}),
     );
     let lt = serde_json::to_string_pretty(&Value::Object(lj))?;
+    crate::check_interrupt()?;
     std::fs::write(out.join("layout.json"), &lt)?;
     std::fs::write(
         out.join("hw_layout.h"),

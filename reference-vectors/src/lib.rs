@@ -15,6 +15,32 @@
 //! the decoder of `edgedecoding-model`; the per-layer capture ([`layer`]) is
 //! what the decoder reports through its stage probe while it runs.
 
+/// Set (by the CLI's interrupt handler) to stop a suite or an export being
+/// written: the next file write fails with [`Interrupted`], and the caller's
+/// error path removes the unfinished output.
+pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The error of a write stopped by [`INTERRUPT`].
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// `Err(Interrupted)` once [`INTERRUPT`] is set: called before every file
+/// this crate writes.
+pub fn check_interrupt() -> anyhow::Result<()> {
+    if INTERRUPT.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
 pub mod cli;
 pub mod export;
 pub mod hw;

@@ -246,6 +246,7 @@ impl Suite {
     }
 
     fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        crate::check_interrupt()?;
         let p = self.root.join(rel);
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
