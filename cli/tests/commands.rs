@@ -2,21 +2,14 @@
 //! a perplexity computed here from the float reference, sampling with a seed,
 //! `bench`, and a Hugging Face folder given directly vs converted to `.edq`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+mod common;
+
+use common::{exe, root, tiny_hf_folder, tmp};
+use std::process::Output;
 
 use edgedecoding_model::builtin::{float_model, DEFAULT_SEED};
 use edgedecoding_model::Config;
-
-/// The CLI with its cache of converted checkpoints in a directory of this test process.
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_edgedecoding"));
-    c.env(
-        "EDGEDECODING_CACHE",
-        std::env::temp_dir().join(format!("edq-cmd-cache-{}", std::process::id())),
-    );
-    c
-}
 
 fn ok(out: Output, what: &str) -> String {
     assert!(
@@ -25,13 +18,6 @@ fn ok(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edq-cmd-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The number after `label` on the line that contains it.
@@ -187,39 +173,12 @@ fn bench_reports_every_requested_row() {
     }
 }
 
-/// A byte-level `tokenizer.json` (the 256 byte tokens, no merges) for the tiny
-/// Hugging Face fixture, whose vocabulary is 256.
-fn byte_tokenizer_json() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut j: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap(),
-    )
-    .unwrap();
-    let vocab: serde_json::Map<String, serde_json::Value> = (0u8..=255)
-        .map(|b| (edgedecoding_tokenizer::bytes_to_byte_level(&[b]), b.into()))
-        .collect();
-    j["model"]["vocab"] = vocab.into();
-    j["model"]["merges"] = serde_json::json!([]);
-    j["added_tokens"] = serde_json::json!([]);
-    j.to_string()
-}
-
 /// A Hugging Face folder through the CLI: `generate` on the folder and on
 /// its `convert`ed `.edq` print the same text; `inspect` describes it.
 #[test]
 fn hugging_face_folder_direct_and_converted_agree() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = tmp("hf");
-    let hf = dir.join("tiny_hf");
-    std::fs::create_dir_all(&hf).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(
-            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
-            hf.join(f),
-        )
-        .unwrap();
-    }
-    std::fs::write(hf.join("tokenizer.json"), byte_tokenizer_json()).unwrap();
+    let hf = tiny_hf_folder(&dir);
     let gen = |model: &Path| {
         ok(
             exe()
@@ -264,7 +223,7 @@ fn hugging_face_folder_direct_and_converted_agree() {
 /// and an empty folder reports its missing config.json first.
 #[test]
 fn hugging_face_folder_problems_are_reported_at_conversion() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = root();
     let dir = tmp("hf-bad");
     let hf = dir.join("tiny_hf");
     std::fs::create_dir_all(&hf).unwrap();

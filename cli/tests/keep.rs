@@ -7,11 +7,11 @@
 //! 303..320.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn exe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgedecoding"))
-}
+mod common;
+
+use common::{exe, tmp};
 
 fn ok(out: Output, what: &str) -> String {
     assert!(
@@ -25,13 +25,6 @@ fn ok(out: Output, what: &str) -> String {
 fn err(out: Output, what: &str) -> String {
     assert!(!out.status.success(), "{what} succeeded");
     String::from_utf8(out.stderr).unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edq-keep-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 const VOCAB: usize = 320;

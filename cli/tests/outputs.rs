@@ -2,20 +2,13 @@
 //! interrupted or failed `convert` / `vectors` / `export-hw` leaves nothing
 //! behind: no hidden temporary file or `.partial-PID` folder, no empty target.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
+
+mod common;
+
+use common::{exe, tmp};
 use std::time::{Duration, Instant};
-
-fn exe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_edgedecoding"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edq-out-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

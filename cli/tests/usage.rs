@@ -4,25 +4,11 @@
 //! hygiene, and the converted-model cache.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edq-use-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
 
-/// The CLI with its cache in a directory of this test process.
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_edgedecoding"));
-    c.env(
-        "EDGEDECODING_CACHE",
-        std::env::temp_dir().join(format!("edq-use-cache-{}", std::process::id())),
-    );
-    c
-}
+use common::{exe, tiny_hf_folder, tmp};
 
 fn run(args: &[&str]) -> Output {
     exe().args(args).output().unwrap()
@@ -302,7 +288,7 @@ fn generate_output_ends_with_a_newline_and_never_escapes() {
 #[test]
 fn converted_checkpoints_are_cached() {
     let dir = tmp("cache");
-    let hf = hf_folder(&dir);
+    let hf = tiny_hf_folder(&dir);
     let cache = dir.join("cache");
     let gen = |extra: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_edgedecoding"))
@@ -336,39 +322,13 @@ fn converted_checkpoints_are_cached() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The tiny Hugging Face fixture with a byte-level tokenizer.json, in `dir`.
-fn hf_folder(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let hf = dir.join("tiny_hf");
-    std::fs::create_dir_all(&hf).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(
-            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
-            hf.join(f),
-        )
-        .unwrap();
-    }
-    let mut tj: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.join("tokenizer/tests/fixtures/tiny_tokenizer.json")).unwrap(),
-    )
-    .unwrap();
-    let vocab: serde_json::Map<String, serde_json::Value> = (0u8..=255)
-        .map(|b| (edgedecoding_tokenizer::bytes_to_byte_level(&[b]), b.into()))
-        .collect();
-    tj["model"]["vocab"] = vocab.into();
-    tj["model"]["merges"] = serde_json::json!([]);
-    tj["added_tokens"] = serde_json::json!([]);
-    std::fs::write(hf.join("tokenizer.json"), tj.to_string()).unwrap();
-    hf
-}
-
 /// `inspect` of a checkpoint shows the source's size and the converted one;
 /// of a `.edq` file it reads the header and directory only (a damaged payload
 /// does not stop the summary; running the model does).
 #[test]
 fn inspect_sizes_and_header_only() {
     let dir = tmp("inspect");
-    let hf = hf_folder(&dir);
+    let hf = tiny_hf_folder(&dir);
     let (out, _) = ok(&["inspect", "--no-cache", "--model", hf.to_str().unwrap()]);
     assert!(
         out.contains("source size    ") && out.contains("converted size "),
@@ -398,7 +358,7 @@ fn inspect_sizes_and_header_only() {
 #[test]
 fn separate_output_head_is_explained_and_a_missing_one_is_an_error() {
     let dir = tmp("head");
-    let hf = hf_folder(&dir);
+    let hf = tiny_hf_folder(&dir);
     let cfg = hf.join("config.json");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let (_, e) = ok(&[
