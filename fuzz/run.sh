@@ -12,6 +12,8 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(edq gguf safetensors_hf tokenizer manifest_verify capi)
 # -a: debug assertions (and overflow checks) on, as in `cargo test`
 cargo +nightly fuzz build -a
+# see lsan.supp
+export LSAN_OPTIONS="suppressions=$PWD/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 for t in "${TARGETS[@]}"; do
