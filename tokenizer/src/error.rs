@@ -38,6 +38,9 @@ pub enum Error {
     },
     /// An id that names no token (outside the vocabulary or in a gap of it).
     UnknownId(u32),
+    /// A token id above [`crate::MAX_TOKEN_ID`] in the vocabulary or the
+    /// added tokens.
+    IdTooLarge { id: u32, max: u32 },
 }
 
 impl fmt::Display for Error {
@@ -82,6 +85,10 @@ impl fmt::Display for Error {
                 write!(f, "id {id} is given to both {first:?} and {second:?}")
             }
             Error::UnknownId(id) => write!(f, "unknown token id {id}"),
+            Error::IdTooLarge { id, max } => write!(
+                f,
+                "token id {id} is above the largest supported id {max} (the id table would need {id} slots)"
+            ),
         }
     }
 }

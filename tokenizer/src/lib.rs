@@ -59,6 +59,12 @@ pub use gguf::{
 pub use pretok::{pre_tokenize, QWEN2_PATTERN};
 pub use stream::StreamDecoder;
 
+/// Largest token id a tokenizer may use (2^20 - 1). The id table has a slot
+/// for every id up to the largest, so a file naming an id far past its
+/// vocabulary is refused ([`Error::IdTooLarge`]) instead of allocating
+/// gigabytes; real vocabularies stay below 2^18 (Qwen2: 151,936).
+pub const MAX_TOKEN_ID: u32 = (1 << 20) - 1;
+
 /// `<|endoftext|>` in the Qwen2 vocabulary.
 pub const QWEN2_ENDOFTEXT: u32 = 151643;
 /// `<|im_start|>` in the Qwen2 vocabulary.
@@ -173,6 +179,14 @@ impl Tokenizer {
     }
 
     pub(crate) fn from_parts(parts: Parts) -> Result<Self> {
+        // The table has a slot for every id below the largest: refuse ids
+        // far past any real vocabulary before allocating it.
+        if let Some(&(id, _, _)) = parts.entries.iter().find(|(id, _, _)| *id > MAX_TOKEN_ID) {
+            return Err(Error::IdTooLarge {
+                id,
+                max: MAX_TOKEN_ID,
+            });
+        }
         let size = parts
             .entries
             .iter()
