@@ -43,16 +43,20 @@ fn single_file_bf16_folder() {
     assert!(md.gguf().is_none());
     assert_eq!(info.tokenizer_json(), fixture("tiny_hf/tokenizer.json"));
     assert_eq!(info.config["tie_word_embeddings"], true);
-    // tied: asking for the output head changes nothing when there is none
-    let (m2, _) = load_float_model(
+    // tied: asking for an output head it does not have is an error (issue
+    // 13: no silent fallback to the embedding)
+    let e = load_float_model(
         &fixture("tiny_hf"),
         &LoadOptions {
             use_output_head: true,
             ..LoadOptions::new(32)
         },
     )
-    .unwrap();
-    assert!(m2.head.is_none());
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::MissingTensor { tensor, .. } if tensor == "lm_head.weight"),
+        "{e}"
+    );
 }
 
 #[test]
