@@ -109,7 +109,11 @@ impl ModelBuf {
                 let ok = std::thread::scope(|s| {
                     let other = s.spawn(|| f.verify_payloads());
                     let sum = f.verify_checksum();
-                    sum.is_ok() && other.join().is_ok_and(|r| r.is_ok())
+                    // joined in every case: the scope alone waits only for the
+                    // closure, and its thread would still be exiting (with its
+                    // thread-local data) after `validate` returned
+                    let payloads = other.join().is_ok_and(|r| r.is_ok());
+                    sum.is_ok() && payloads
                 });
                 if ok {
                     return Model::from_file(f);
