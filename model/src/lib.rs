@@ -45,6 +45,8 @@ pub mod convert;
 #[cfg(feature = "std")]
 pub mod fast;
 #[cfg(feature = "std")]
+pub mod gptq;
+#[cfg(feature = "std")]
 #[allow(unsafe_code)]
 pub mod float_ref;
 #[cfg(feature = "alloc")]
