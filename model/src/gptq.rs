@@ -32,8 +32,15 @@ use edgedecoding_kernels::quant::{
 };
 use edgedecoding_kernels::GROUP;
 
-use crate::convert::PackedMatrix;
+use edgedecoding_kernels::bfp::{dequantize_block, BfpBlock};
+
+use crate::convert::{PackedMatrix, Progress};
 use crate::error::{ModelError, TensorName};
+use crate::owned::{ModelBuf, OwnedHead};
+use crate::parallel::Threaded;
+use crate::probe::{Site, Stage, StageRef, Values};
+use crate::state::{State, StateMem, CPU_CHUNK};
+use crate::{Decoder, Head};
 
 /// Fraction of the mean diagonal added to the Hessian's diagonal.
 pub const DAMP: f64 = 0.01;
@@ -103,53 +110,192 @@ pub fn symmetrize(h: &mut [f64], n: usize) {
     }
 }
 
+/// Columns handled together by the blocked factorizations.
+const NB: usize = 8;
+
+/// `out[b] = dot(x, ys[b])` for the `NB` rows of `ys` (each `x.len()` long,
+/// row stride `stride`); `x` is read once. Same order for every call.
+#[inline]
+fn dots8(x: &[f64], ys: &[f64], stride: usize, nb: usize) -> [f64; NB] {
+    let m = x.len();
+    let mut acc = [[0.0f64; 4]; NB];
+    let full = m / 4 * 4;
+    let mut k = 0;
+    while k < full {
+        let xv = [x[k], x[k + 1], x[k + 2], x[k + 3]];
+        for (b, a) in acc.iter_mut().enumerate().take(nb) {
+            let y = &ys[b * stride + k..b * stride + k + 4];
+            for l in 0..4 {
+                a[l] += xv[l] * y[l];
+            }
+        }
+        k += 4;
+    }
+    let mut out = [0.0f64; NB];
+    for b in 0..nb {
+        let a = acc[b];
+        let mut s = (a[0] + a[1]) + (a[2] + a[3]);
+        for kk in full..m {
+            s += x[kk] * ys[b * stride + kk];
+        }
+        out[b] = s;
+    }
+    out
+}
+
+/// Splits `0..n` into `parts` contiguous ranges of about equal cost when
+/// index `i` costs `~i^p` (boundaries `n · (k/parts)^(1/(p+1))`).
+fn balanced(n: usize, parts: usize, p: f64) -> Vec<usize> {
+    let mut b: Vec<usize> = (0..=parts)
+        .map(|k| {
+            let f = libm::pow(k as f64 / parts as f64, 1.0 / (p + 1.0));
+            ((n as f64 * f) as usize).min(n)
+        })
+        .collect();
+    b[parts] = n;
+    b
+}
+
 /// In place: `a` (symmetric, only its upper triangle is read) becomes `V`
-/// upper triangular with `a = V Vᵀ`. `false` if a pivot is not positive.
-fn reverse_cholesky(a: &mut [f64], n: usize) -> bool {
-    for j in (0..n).rev() {
-        let (head, tail) = a.split_at_mut(j * n);
-        let rj = &mut tail[..n];
-        let d = rj[j] - dot(&rj[j + 1..], &rj[j + 1..]);
-        if !(d > 0.0) || !d.is_finite() {
-            return false;
+/// upper triangular with `a = V Vᵀ` (lower triangle left as is). Blocked by
+/// `NB` columns, the bulk of the work split over `threads` by rows (every
+/// entry is computed in the same order whatever `threads`). `false` if a
+/// pivot is not positive.
+fn reverse_cholesky(a: &mut [f64], n: usize, threads: usize) -> bool {
+    let mut j1 = n;
+    let mut panel = Vec::new();
+    while j1 > 0 {
+        let j0 = j1.saturating_sub(NB);
+        let nb = j1 - j0;
+        let m = n - j1;
+        // rows j0..j1 of V beyond the block (already final)
+        panel.clear();
+        for j in j0..j1 {
+            panel.extend_from_slice(&a[j * n + j1..(j + 1) * n]);
         }
-        let vjj = d.sqrt();
-        rj[j] = vjj;
-        let rj = &tail[..n];
-        for i in 0..j {
-            let ri = &mut head[i * n..(i + 1) * n];
-            ri[j] = (ri[j] - dot(&ri[j + 1..], &rj[j + 1..])) / vjj;
+        // a[i][j] -= Σ_{k >= j1} V[i][k] V[j][k], for i < j1, j in block, i <= j
+        if m > 0 {
+            let rows = &mut a[..j1 * n];
+            let work = j1 * m;
+            let parts = if work > 1 << 16 {
+                threads.clamp(1, j1)
+            } else {
+                1
+            };
+            let per = j1.div_ceil(parts);
+            let panel = &panel;
+            let upd = move |i0: usize, chunk: &mut [f64]| {
+                for (r, ri) in chunk.chunks_exact_mut(n).enumerate() {
+                    let i = i0 + r;
+                    let d = dots8(&ri[j1..], panel, m, nb);
+                    for (b, dv) in d.iter().enumerate().take(nb) {
+                        let j = j0 + b;
+                        if i <= j {
+                            ri[j] -= dv;
+                        }
+                    }
+                }
+            };
+            if parts <= 1 {
+                upd(0, rows);
+            } else {
+                std::thread::scope(|s| {
+                    for (p, chunk) in rows.chunks_mut(per * n).enumerate() {
+                        s.spawn(move || upd(p * per, chunk));
+                    }
+                });
+            }
         }
+        // the block itself, unblocked, columns j1-1 down to j0
+        for j in (j0..j1).rev() {
+            let (head, tail) = a.split_at_mut(j * n);
+            let rj = &mut tail[..n];
+            let d = rj[j] - dot(&rj[j + 1..j1], &rj[j + 1..j1]);
+            if d.is_nan() || d <= 0.0 || !d.is_finite() {
+                return false;
+            }
+            let vjj = d.sqrt();
+            rj[j] = vjj;
+            let rj = &tail[..n];
+            for ri in head.chunks_exact_mut(n) {
+                ri[j] = (ri[j] - dot(&ri[j + 1..j1], &rj[j + 1..j1])) / vjj;
+            }
+        }
+        j1 = j0;
     }
     true
 }
 
-/// In place: upper triangular `v` becomes `v⁻¹` (upper triangular).
-fn upper_inverse(v: &mut [f64], n: usize) {
-    let mut r = vec![0.0f64; n];
-    for i in (0..n).rev() {
-        let (head, tail) = v.split_at_mut((i + 1) * n);
-        let vi = &mut head[i * n..];
-        let inv = 1.0 / vi[i];
-        r[i..].fill(0.0);
-        for k in i + 1..n {
-            let c = vi[k];
-            if c != 0.0 {
-                let uk = &tail[(k - i - 1) * n..(k - i) * n];
-                axpy(&mut r[k..], c, &uk[k..]);
+/// The inverse `U = V⁻¹` of upper triangular `v` (row-major, lower triangle
+/// ignored), as a new matrix (lower triangle zero). Column `k` of `U` solves
+/// `V u = e_k`; columns are independent, so they are computed `NB` at a time
+/// (sharing the reads of `V`) and split over `threads` (each column in the
+/// same order whatever `threads`).
+fn upper_inverse(v: &[f64], n: usize, threads: usize) -> Vec<f64> {
+    // ut[k][i] = U[i][k], i <= k
+    let mut ut = vec![0.0f64; n * n];
+    let parts = if n >= 256 { threads.clamp(1, n) } else { 1 };
+    // cost of column k ~ k^2; blocks of NB columns, boundaries on NB multiples
+    let bounds: Vec<usize> = balanced(n, parts, 2.0)
+        .into_iter()
+        .map(|b| (b.div_ceil(NB) * NB).min(n))
+        .collect();
+    let solve = |k0: usize, chunk: &mut [f64]| {
+        let cols = chunk.len() / n;
+        for c0 in (0..cols).step_by(NB) {
+            let nb = NB.min(cols - c0);
+            let blk = &mut chunk[c0 * n..(c0 + nb) * n];
+            let kmax = k0 + c0 + nb - 1;
+            // diagonal entries and rows above, descending
+            for i in (0..=kmax).rev() {
+                let vi = &v[i * n..(i + 1) * n];
+                let vii = vi[i];
+                // dot over m in i+1..=kmax (entries beyond a column's k are 0)
+                let d = if i < kmax {
+                    dots8(&vi[i + 1..=kmax], &blk[i + 1..], n, nb)
+                } else {
+                    [0.0; NB]
+                };
+                for b in 0..nb {
+                    let k = k0 + c0 + b;
+                    if i == k {
+                        blk[b * n + i] = 1.0 / vii;
+                    } else if i < k {
+                        blk[b * n + i] = -d[b] / vii;
+                    }
+                }
             }
         }
-        vi[i] = inv;
-        for k in i + 1..n {
-            vi[k] = -r[k] * inv;
+    };
+    std::thread::scope(|s| {
+        let mut rest: &mut [f64] = &mut ut;
+        let mut done = 0;
+        for w in bounds.windows(2) {
+            let (k0, k1) = (w[0].max(done), w[1]);
+            let (chunk, r) = core::mem::take(&mut rest).split_at_mut((k1 - k0) * n);
+            rest = r;
+            done = k1;
+            if k1 > k0 {
+                let solve = &solve;
+                s.spawn(move || solve(k0, chunk));
+            }
+        }
+    });
+    // transpose into U
+    let mut u = ut;
+    for i in 0..n {
+        for k in 0..i {
+            u[k * n + i] = u[i * n + k];
+            u[i * n + k] = 0.0;
         }
     }
+    u
 }
 
 /// The upper Cholesky factor `U` of `(H + damping)⁻¹` (`n × n`, row-major,
 /// `H⁻¹ = UᵀU`, lower triangle zero), see the module documentation. `h` is
 /// symmetric. Errors: a non-finite `h`, or no positive definite damping.
-pub fn hinv_upper(h: &[f64], n: usize) -> Result<Vec<f64>, ModelError> {
+pub fn hinv_upper(h: &[f64], n: usize, threads: usize) -> Result<Vec<f64>, ModelError> {
     if h.len() != n * n {
         return Err(singular("Hessian size is not cols x cols"));
     }
@@ -170,18 +316,155 @@ pub fn hinv_upper(h: &[f64], n: usize) -> Result<Vec<f64>, ModelError> {
         for i in 0..n {
             a[i * n + i] += damp;
         }
-        if reverse_cholesky(&mut a, n) {
-            upper_inverse(&mut a, n);
-            for i in 0..n {
-                a[i * n..i * n + i].fill(0.0);
-            }
-            if a.iter().all(|v| v.is_finite()) {
-                return Ok(a);
+        if reverse_cholesky(&mut a, n, threads) {
+            let u = upper_inverse(&a, n, threads);
+            if u.iter().all(|v| v.is_finite()) {
+                return Ok(u);
             }
         }
         damp *= 10.0;
     }
     Err(singular("Hessian not positive definite even with damping"))
+}
+
+/// The BFP inputs of every linear layer, per decoder layer, as the integer
+/// model computed them on the calibration tokens: `[attn (q/k/v), o,
+/// mlp (gate/up), down]`, token-major blocks.
+pub struct LayerInputs {
+    /// Widths of the four inputs (`hidden, hidden, hidden, ffn`).
+    pub cols: [usize; 4],
+    /// Tokens seen.
+    pub tokens: usize,
+    /// `[layer][input]` blocks, `tokens · cols/8` each.
+    pub blocks: Vec<[Vec<BfpBlock>; 4]>,
+}
+
+/// Runs the integer model of `edq` (`.edq` bytes) on `tokens`, in windows
+/// of at most its context (each from a fresh state), and keeps the BFP
+/// inputs of every linear layer (the values the accelerator's linears
+/// multiply). `progress` sees `"gptq calibrate"`.
+pub fn collect_inputs(
+    edq: &[u8],
+    tokens: &[u32],
+    threads: usize,
+    progress: Progress<'_>,
+) -> Result<LayerInputs, ModelError> {
+    if tokens.is_empty() {
+        return Err(ModelError::Empty);
+    }
+    let buf = ModelBuf::from_bytes(edq);
+    let m = buf.model()?;
+    let c = m.config;
+    let head = OwnedHead::derive(&m)?;
+    let mut blocks: Vec<[Vec<BfpBlock>; 4]> = (0..c.n_layers)
+        .map(|_| core::array::from_fn(|_| Vec::new()))
+        .collect();
+    let win = c.ctx.max(1);
+    let n_win = tokens.len().div_ceil(win);
+    for (k, w) in tokens.chunks(win).enumerate() {
+        progress("gptq calibrate", k, n_win);
+        let chunk = CPU_CHUNK.min(c.ctx.div_ceil(8) * 8);
+        let mut mem = StateMem::with_chunk(&c, chunk);
+        let st = State::with_chunk(&c, mem.bytes(), chunk)?;
+        let mut d = Decoder::new(m, Head::Packed(head.matrix()), st, Threaded::new(threads))?;
+        d.prefill_probed(w, &mut |s: StageRef<'_>| {
+            let (Site::Layer(l), Values::Bfp(v)) = (s.site, s.values) else {
+                return;
+            };
+            let i = match s.stage {
+                Stage::AttnBfp => 0,
+                Stage::OBfp => 1,
+                Stage::MlpBfp => 2,
+                Stage::DownBfp => 3,
+                _ => return,
+            };
+            if let Some(b) = blocks.get_mut(l) {
+                b[i].extend_from_slice(v);
+            }
+        })?;
+    }
+    progress("gptq calibrate", n_win, n_win);
+    Ok(LayerInputs {
+        cols: [c.hidden, c.hidden, c.hidden, c.ffn],
+        tokens: tokens.len(),
+        blocks,
+    })
+}
+
+/// The Hessian `XᵀX` (`n × n`, symmetric) of BFP rows of width `n`, the
+/// rows of `h` split over `threads` (each entry is one dot product over the
+/// tokens, in the same order whatever `threads`).
+pub fn hessian_of_bfp(blocks: &[BfpBlock], n: usize, threads: usize) -> Vec<f64> {
+    let nb = n / GROUP;
+    let tokens = blocks.len().checked_div(nb).unwrap_or(0);
+    // dequantized inputs: `m << e` Q12 units
+    let mut x = vec![0.0f64; tokens * n];
+    for (dst, b) in x.chunks_exact_mut(GROUP).zip(blocks) {
+        for (d, v) in dst.iter_mut().zip(dequantize_block(b)) {
+            *d = libm::ldexp(v as f64, -12);
+        }
+    }
+    // transposed: xt[a] = column a over the tokens
+    let mut xt = vec![0.0f64; n * tokens];
+    for (t, row) in x.chunks_exact(n).enumerate() {
+        for (a, &v) in row.iter().enumerate() {
+            xt[a * tokens + t] = v;
+        }
+    }
+    drop(x);
+    let mut h = vec![0.0f64; n * n];
+    // h[a][b] (b >= a) = dot(xt[a], xt[b]); rows in blocks of NB sharing the
+    // reads of xt[b]; row blocks split over threads (cost of row a ~ n - a)
+    let parts = if n >= 64 { threads.clamp(1, n) } else { 1 };
+    let bounds: Vec<usize> = balanced(n, parts, 1.0)
+        .into_iter()
+        .map(|b| n - (b.div_ceil(NB) * NB).min(n))
+        .rev()
+        .collect();
+    let fill = |a0: usize, chunk: &mut [f64]| {
+        let rows = chunk.len() / n.max(1);
+        for r0 in (0..rows).step_by(NB) {
+            let nb = NB.min(rows - r0);
+            let ys = &xt[(a0 + r0) * tokens..];
+            for b in a0 + r0..n {
+                let d = dots8(&xt[b * tokens..(b + 1) * tokens], ys, tokens, nb);
+                for (i, dv) in d.iter().enumerate().take(nb) {
+                    if a0 + r0 + i <= b {
+                        chunk[(r0 + i) * n + b] = *dv;
+                    }
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        let mut rest: &mut [f64] = &mut h;
+        let mut done = 0;
+        for w in bounds.windows(2) {
+            let (a0, a1) = (w[0].max(done), w[1]);
+            let (chunk, r) = core::mem::take(&mut rest).split_at_mut((a1 - a0) * n);
+            rest = r;
+            done = a1;
+            if a1 > a0 {
+                let fill = &fill;
+                s.spawn(move || fill(a0, chunk));
+            }
+        }
+    });
+    symmetrize(&mut h, n);
+    h
+}
+
+impl LayerInputs {
+    /// The four [`hinv_upper`] factors of layer `l`.
+    pub fn layer_factors(&self, l: usize, threads: usize) -> Result<[Vec<f64>; 4], ModelError> {
+        let b = self.blocks.get(l).ok_or(ModelError::Empty)?;
+        let mut out: [Vec<f64>; 4] = Default::default();
+        for (i, o) in out.iter_mut().enumerate() {
+            let h = hessian_of_bfp(&b[i], self.cols[i], threads);
+            *o = hinv_upper(&h, self.cols[i], threads)?;
+        }
+        Ok(out)
+    }
 }
 
 /// Target of one weight: `round_half_away(w · 2^(16 - e))`, as
@@ -375,7 +658,7 @@ mod tests {
         let (rows, cols, tokens) = (24, 64, 256);
         for seed in [1u64, 2, 3] {
             let (w, x) = layer(rows, cols, tokens, seed);
-            let u = hinv_upper(&hessian(&x, cols), cols).unwrap();
+            let u = hinv_upper(&hessian(&x, cols), cols, 2).unwrap();
             let g = quantize_matrix_gptq(&w, rows, cols, &u, 1).unwrap();
             let r = quantize_matrix(&w, rows, cols, 1).unwrap();
             let og = objective(&w, &dequantize(&g, rows, cols), &x, rows, cols);
@@ -388,7 +671,7 @@ mod tests {
     fn output_valid_and_thread_independent() {
         let (rows, cols, tokens) = (37, 48, 100);
         let (w, x) = layer(rows, cols, tokens, 9);
-        let u = hinv_upper(&hessian(&x, cols), cols).unwrap();
+        let u = hinv_upper(&hessian(&x, cols), cols, 2).unwrap();
         let one = quantize_matrix_gptq(&w, rows, cols, &u, 1).unwrap();
         for t in [2, 3, 8, 64] {
             let m = quantize_matrix_gptq(&w, rows, cols, &u, t).unwrap();
@@ -424,7 +707,7 @@ mod tests {
         for i in 0..cols {
             h[i * cols + i] = 1.0;
         }
-        let u = hinv_upper(&h, cols).unwrap();
+        let u = hinv_upper(&h, cols, 2).unwrap();
         let g = quantize_matrix_gptq(&w, rows, cols, &u, 2).unwrap();
         let r = quantize_matrix(&w, rows, cols, 2).unwrap();
         assert_eq!(g.codes, r.codes);
@@ -437,7 +720,7 @@ mod tests {
         let cols = 24;
         let (_, x) = layer(1, cols, 50, 4);
         let h = hessian(&x, cols);
-        let u = hinv_upper(&h, cols).unwrap();
+        let u = hinv_upper(&h, cols, 2).unwrap();
         // (H + damp I) · UᵀU = I
         let mean = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64;
         let mut hd = h.clone();
@@ -459,12 +742,96 @@ mod tests {
     }
 
     #[test]
+    fn hinv_blocked_threaded_is_exact_and_thread_independent() {
+        let cols = 300;
+        let (_, x) = layer(1, cols, 40, 6);
+        let h = hessian(&x, cols);
+        let u1 = hinv_upper(&h, cols, 1).unwrap();
+        for t in [2, 3, 5] {
+            assert!(hinv_upper(&h, cols, t).unwrap() == u1, "threads {t}");
+        }
+        let mean = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64;
+        // V = U⁻¹ must satisfy H + damp·I = V Vᵀ: check (H + damp) Uᵀ U = I on
+        // a few columns
+        let mut hd = h.clone();
+        for i in 0..cols {
+            hd[i * cols + i] += DAMP * mean;
+        }
+        for b in [0, 7, 150, 299] {
+            // column b of UᵀU
+            let col: Vec<f64> = (0..cols)
+                .map(|c| (0..cols).map(|k| u1[k * cols + c] * u1[k * cols + b]).sum())
+                .collect();
+            for a in 0..cols {
+                let s: f64 = (0..cols).map(|c| hd[a * cols + c] * col[c]).sum();
+                let want = if a == b { 1.0 } else { 0.0 };
+                assert!((s - want).abs() < 1e-7, "({a},{b}) = {s}");
+            }
+        }
+        for i in 0..cols {
+            assert!(u1[i * cols..i * cols + i].iter().all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
+    fn bfp_hessian_matches_direct_sum() {
+        let (n, tokens) = (136, 21);
+        let mut rng = Lcg(77);
+        let blocks: Vec<BfpBlock> = (0..tokens * n / GROUP)
+            .map(|_| {
+                let v: [i32; GROUP] = core::array::from_fn(|_| rng.signed(50_000) as i32);
+                edgedecoding_kernels::bfp::quantize_block(&v)
+            })
+            .collect();
+        let x: Vec<f64> = blocks
+            .iter()
+            .flat_map(|b| dequantize_block(b).map(|v| v as f64 / 4096.0))
+            .collect();
+        let want = hessian(&x, n);
+        let one = hessian_of_bfp(&blocks, n, 1);
+        for (a, b) in one.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        for t in [2, 3, 7] {
+            assert!(hessian_of_bfp(&blocks, n, t) == one, "threads {t}");
+        }
+    }
+
+    #[test]
     fn bad_hessians_are_errors() {
-        assert!(hinv_upper(&[f64::NAN; 4], 2).is_err());
-        assert!(hinv_upper(&[1.0; 3], 2).is_err());
+        assert!(hinv_upper(&[f64::NAN; 4], 2, 1).is_err());
+        assert!(hinv_upper(&[1.0; 3], 2, 1).is_err());
         // an all-zero Hessian (no calibration) is usable: the identity's role
-        let u = hinv_upper(&[0.0; 16], 4).unwrap();
+        let u = hinv_upper(&[0.0; 16], 4, 1).unwrap();
         assert!(u.iter().all(|v| v.is_finite()));
         assert!(quantize_matrix_gptq(&[0.0; 16], 2, 8, &u[..9], 1).is_err());
+    }
+
+    /// Timing at the real model's largest size (`cargo test --release --
+    /// --ignored gptq_timing --nocapture`).
+    #[test]
+    #[ignore]
+    fn gptq_timing() {
+        let (rows, cols, tokens) = (896, 4864, 512);
+        let (w, x) = layer(rows, cols, tokens, 11);
+        let t = std::time::Instant::now();
+        let h = hessian(&x, cols);
+        std::println!("hessian {:?}", t.elapsed());
+        let blocks: Vec<BfpBlock> = x
+            .chunks_exact(GROUP)
+            .map(|c| {
+                let v: [i32; GROUP] = core::array::from_fn(|i| (c[i] * 4096.0) as i32);
+                edgedecoding_kernels::bfp::quantize_block(&v)
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        hessian_of_bfp(&blocks, cols, 2);
+        std::println!("hessian_of_bfp {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let u = hinv_upper(&h, cols, 2).unwrap();
+        std::println!("hinv {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        quantize_matrix_gptq(&w, rows, cols, &u, 2).unwrap();
+        std::println!("quantize {:?}", t.elapsed());
     }
 }

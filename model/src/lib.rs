@@ -45,10 +45,10 @@ pub mod convert;
 #[cfg(feature = "std")]
 pub mod fast;
 #[cfg(feature = "std")]
-pub mod gptq;
-#[cfg(feature = "std")]
 #[allow(unsafe_code)]
 pub mod float_ref;
+#[cfg(feature = "std")]
+pub mod gptq;
 #[cfg(feature = "alloc")]
 #[allow(unsafe_code)]
 pub mod owned;
