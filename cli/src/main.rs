@@ -68,6 +68,44 @@ struct ConvArgs {
     /// (`~/.cache/edgedecoding/converted`, or `$EDGEDECODING_CACHE_DIR`).
     #[arg(long)]
     no_cache: bool,
+    /// How the weights are quantized: rtn (each group of 8 to its nearest
+    /// grid point) or gptq (error-compensating, calibrated with the integer
+    /// model; slower to convert) [default: rtn].
+    #[arg(long, value_enum)]
+    quantizer: Option<QuantizerArg>,
+    /// Calibration text of --quantizer gptq [default: a built-in text].
+    #[arg(long, value_name = "FILE")]
+    calib: Option<PathBuf>,
+}
+
+/// `--quantizer`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum QuantizerArg {
+    /// Round to nearest.
+    Rtn,
+    /// Error-compensating (GPTQ).
+    Gptq,
+}
+
+impl ConvArgs {
+    /// The quantizer asked for.
+    fn quantizer(&self) -> edgedecoding_runtime::convert::Quantizer {
+        use edgedecoding_runtime::convert::Quantizer;
+        match self.quantizer {
+            None | Some(QuantizerArg::Rtn) => Quantizer::Rtn,
+            Some(QuantizerArg::Gptq) => Quantizer::Gptq,
+        }
+    }
+
+    /// The `--calib` file's text.
+    fn calib_text(&self) -> Result<Option<String>> {
+        match &self.calib {
+            None => Ok(None),
+            Some(p) => std::fs::read_to_string(p)
+                .map(Some)
+                .with_context(|| format!("--calib {}", p.display())),
+        }
+    }
 }
 
 impl ModelArgs {
@@ -79,6 +117,8 @@ impl ModelArgs {
             (c.keep_vocab.is_some(), "--keep-vocab"),
             (c.output_head, "--output-head"),
             (c.no_cache, "--no-cache"),
+            (c.quantizer.is_some(), "--quantizer"),
+            (c.calib.is_some(), "--calib"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
