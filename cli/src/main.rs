@@ -313,6 +313,11 @@ enum Cmd {
         /// perplexities, their ratio and the teacher-forced top-1 agreement.
         #[arg(long, conflicts_with = "float")]
         compare: bool,
+        /// With --compare: also run these converted models (e.g. the same
+        /// checkpoint with another --quantizer) on the same windows, against
+        /// the same float reference (computed once).
+        #[arg(long, value_name = "MODEL.edq", requires = "compare")]
+        also: Vec<PathBuf>,
     },
     /// Prefill and decode speed (tokens per second), like llama-bench.
     Bench {
@@ -480,7 +485,8 @@ fn run(cli: Cli) -> Result<()> {
             max_windows,
             float,
             compare,
-        } => perplexity(&m, &file, window, max_windows, float, compare),
+            also,
+        } => perplexity(&m, &file, window, max_windows, float, compare, &also),
         Cmd::Bench {
             m,
             prefill,
@@ -714,6 +720,7 @@ fn perplexity(
     max_windows: usize,
     float: bool,
     compare: bool,
+    also: &[PathBuf],
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -777,10 +784,50 @@ fn perplexity(
         let be = l.backend(&model, m.threads)?;
         Some((be, source::state_mem(&c)))
     };
+    // the --also models: (name, loaded); each must have this model's shape
+    let mut extra: Vec<(String, Loaded)> = Vec::new();
+    for p in also {
+        let ma = ModelArgs {
+            model: Some(p.clone()),
+            builtin: None,
+            builtin_seed: None,
+            threads: m.threads,
+            conv: ConvArgs::default(),
+        };
+        let el = source::load(&ma, false, Some(window))?;
+        if el.model()?.config != model.config {
+            bail!(
+                "--also {}: not the same model shape as --model",
+                p.display()
+            );
+        }
+        extra.push((p.display().to_string(), el));
+    }
+    let extra_models: Vec<_> = extra
+        .iter()
+        .map(|(_, el)| el.model())
+        .collect::<Result<_>>()?;
+    let mut extra_dec = Vec::new();
+    for (em, (_, el)) in extra_models.iter().zip(&extra) {
+        extra_dec.push((el.backend(em, m.threads)?, source::state_mem(&c)));
+    }
+    let mut extra_nll: Vec<Vec<f64>> = vec![Vec::new(); extra.len()];
+    let mut extra_agree = vec![0usize; extra.len()];
     let t0 = Instant::now();
     let running = |nll: &[f64]| (nll.iter().sum::<f64>() / nll.len() as f64).exp();
     for (k, w) in windows.iter().enumerate() {
         let mut int_top = vec![0usize; w.len()];
+        let mut extra_top = vec![vec![0usize; w.len()]; extra.len()];
+        for (x, (em, (be, mem))) in extra_models.iter().zip(extra_dec.iter_mut()).enumerate() {
+            let mut d = source::cpu_decoder(*em, &c, mem, &*be)?;
+            let (nll, top) = (&mut extra_nll[x], &mut extra_top[x]);
+            d.prefill_all(w, &mut |i, lg| {
+                if i + 1 < w.len() {
+                    nll.push(text::nll_q12(lg, row(w[i + 1])));
+                    top[i] = argmax_i32(lg).unwrap_or(0);
+                }
+            })?;
+        }
         if let Some((be, mem)) = dec.as_mut() {
             let mut d = source::cpu_decoder(model, &c, mem, &*be)?;
             d.prefill_all(w, &mut |i, lg| {
@@ -802,6 +849,9 @@ fn perplexity(
                     )
                     .0;
                 agree += (ft == int_top[i]) as usize;
+                for (a, t) in extra_agree.iter_mut().zip(&extra_top) {
+                    *a += (ft == t[i]) as usize;
+                }
             })?;
         }
         let shown = if dec.is_some() { &nll_i } else { &nll_f };
@@ -842,6 +892,15 @@ fn perplexity(
             "teacher-forced top-1 agreement: {agree}/{count} = {:.2} %",
             100.0 * agree as f64 / count as f64
         );
+        for (((name, _), nll), a) in extra.iter().zip(&extra_nll).zip(&extra_agree) {
+            let (p, e) = estimate(nll);
+            println!(
+                "also {name}: integer perplexity {p:.4} +/- {e:.5}, ratio {:.4} ({:+.2} %), top-1 agreement {a}/{count} = {:.2} %",
+                p / ppl_f,
+                (p / ppl_f - 1.0) * 100.0,
+                100.0 * *a as f64 / count as f64
+            );
+        }
     }
     if dec.is_some() {
         println!("Final estimate: PPL = {ppl_i:.4} +/- {err_i:.5}");

@@ -359,3 +359,52 @@ fn hugging_face_folder_problems_are_reported_at_conversion() {
     assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `perplexity --compare --also M`: the extra model runs on the same windows
+/// against the same float reference; the same model gives the same numbers.
+#[test]
+fn perplexity_also_runs_extra_models_on_the_same_windows() {
+    let dir = tmp("also");
+    let edq = dir.join("tiny.edq");
+    ok(
+        exe()
+            .args(["convert", "--builtin", "tiny", "--out"])
+            .arg(&edq)
+            .output()
+            .unwrap(),
+        "convert",
+    );
+    let text = dir.join("t.txt");
+    std::fs::write(&text, "Some text to measure, twice over. ".repeat(20)).unwrap();
+    let out = ok(
+        exe()
+            .args([
+                "perplexity",
+                "--builtin",
+                "tiny",
+                "-c",
+                "64",
+                "--compare",
+                "--file",
+            ])
+            .arg(&text)
+            .arg("--also")
+            .arg(&edq)
+            .output()
+            .unwrap(),
+        "perplexity --also",
+    );
+    let ppl = number_after(&out, "integer perplexity:");
+    let also = number_after(&out, ": integer perplexity");
+    assert_eq!(ppl, also, "{out}");
+    let agree = out
+        .lines()
+        .find(|l| l.starts_with("teacher-forced"))
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&format!("top-1 agreement {agree}")), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
