@@ -813,6 +813,12 @@ fn perplexity(
     }
     let mut extra_nll: Vec<Vec<f64>> = vec![Vec::new(); extra.len()];
     let mut extra_agree = vec![0usize; extra.len()];
+    // --compare: the integer logits of the current window (for the KL), per model
+    let n_kept = model.config.n_kept;
+    let mut kl = 0.0f64;
+    let mut extra_kl = vec![0.0f64; extra.len()];
+    let mut int_lg: Vec<i32> = Vec::new();
+    let mut extra_lg: Vec<Vec<i32>> = vec![Vec::new(); extra.len()];
     let t0 = Instant::now();
     let running = |nll: &[f64]| (nll.iter().sum::<f64>() / nll.len() as f64).exp();
     for (k, w) in windows.iter().enumerate() {
@@ -820,13 +826,18 @@ fn perplexity(
         let mut extra_top = vec![vec![0usize; w.len()]; extra.len()];
         for (x, (em, (be, mem))) in extra_models.iter().zip(extra_dec.iter_mut()).enumerate() {
             let mut d = source::cpu_decoder(*em, &c, mem, &*be)?;
-            let (nll, top) = (&mut extra_nll[x], &mut extra_top[x]);
+            let (nll, top, keep) = (&mut extra_nll[x], &mut extra_top[x], &mut extra_lg[x]);
+            keep.resize(w.len() * n_kept, 0);
             d.prefill_all(w, &mut |i, lg| {
                 if i + 1 < w.len() {
                     nll.push(text::nll_q12(lg, row(w[i + 1])));
                     top[i] = argmax_i32(lg).unwrap_or(0);
+                    keep[i * n_kept..(i + 1) * n_kept].copy_from_slice(&lg[..n_kept]);
                 }
             })?;
+        }
+        if compare {
+            int_lg.resize(w.len() * n_kept, 0);
         }
         if let Some((be, mem)) = dec.as_mut() {
             let mut d = source::cpu_decoder(model, &c, mem, &*be)?;
@@ -834,6 +845,9 @@ fn perplexity(
                 if i + 1 < w.len() {
                     nll_i.push(text::nll_q12(lg, row(w[i + 1])));
                     int_top[i] = argmax_i32(lg).unwrap_or(0);
+                    if compare {
+                        int_lg[i * n_kept..(i + 1) * n_kept].copy_from_slice(&lg[..n_kept]);
+                    }
                 }
             })?;
         }
@@ -851,6 +865,13 @@ fn perplexity(
                 agree += (ft == int_top[i]) as usize;
                 for (a, t) in extra_agree.iter_mut().zip(&extra_top) {
                     *a += (ft == t[i]) as usize;
+                }
+                if compare {
+                    let r = i * n_kept..(i + 1) * n_kept;
+                    kl += text::kl_f32_q12(lg, &int_lg[r.clone()]).unwrap_or(f64::NAN);
+                    for (k, v) in extra_kl.iter_mut().zip(&extra_lg) {
+                        *k += text::kl_f32_q12(lg, &v[r.clone()]).unwrap_or(f64::NAN);
+                    }
                 }
             })?;
         }
@@ -892,13 +913,20 @@ fn perplexity(
             "teacher-forced top-1 agreement: {agree}/{count} = {:.2} %",
             100.0 * agree as f64 / count as f64
         );
-        for (((name, _), nll), a) in extra.iter().zip(&extra_nll).zip(&extra_agree) {
+        println!("mean KL(float || integer): {:.5} nats", kl / count as f64);
+        for ((((name, _), nll), a), k) in extra
+            .iter()
+            .zip(&extra_nll)
+            .zip(&extra_agree)
+            .zip(&extra_kl)
+        {
             let (p, e) = estimate(nll);
             println!(
-                "also {name}: integer perplexity {p:.4} +/- {e:.5}, ratio {:.4} ({:+.2} %), top-1 agreement {a}/{count} = {:.2} %",
+                "also {name}: integer perplexity {p:.4} +/- {e:.5}, ratio {:.4} ({:+.2} %), top-1 agreement {a}/{count} = {:.2} %, mean KL {:.5} nats",
                 p / ppl_f,
                 (p / ppl_f - 1.0) * 100.0,
-                100.0 * *a as f64 / count as f64
+                100.0 * *a as f64 / count as f64,
+                k / count as f64
             );
         }
     }
