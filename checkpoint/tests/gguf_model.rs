@@ -240,6 +240,8 @@ fn the_loaded_model_runs_and_converts() {
             calib_tokens: vec![1, 2, 3, 4, 5, 6, 7, 8],
             threads: 1,
             tokenizer: None,
+            quantizer: Default::default(),
+            gptq_tokens: Vec::new(),
         },
         &mut |_, _, _| {},
     )

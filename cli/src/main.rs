@@ -79,6 +79,44 @@ struct ConvArgs {
     /// (`~/.cache/edgedecoding/converted`, or `$EDGEDECODING_CACHE_DIR`).
     #[arg(long)]
     no_cache: bool,
+    /// How the weights are quantized: rtn (each group of 8 to its nearest
+    /// grid point) or gptq (error-compensating, calibrated with the integer
+    /// model; slower to convert) [default: rtn].
+    #[arg(long, value_enum)]
+    quantizer: Option<QuantizerArg>,
+    /// Calibration text of --quantizer gptq [default: a built-in text].
+    #[arg(long, value_name = "FILE")]
+    calib: Option<PathBuf>,
+}
+
+/// `--quantizer`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum QuantizerArg {
+    /// Round to nearest.
+    Rtn,
+    /// Error-compensating (GPTQ).
+    Gptq,
+}
+
+impl ConvArgs {
+    /// The quantizer asked for.
+    fn quantizer(&self) -> edgedecoding_runtime::convert::Quantizer {
+        use edgedecoding_runtime::convert::Quantizer;
+        match self.quantizer {
+            None | Some(QuantizerArg::Rtn) => Quantizer::Rtn,
+            Some(QuantizerArg::Gptq) => Quantizer::Gptq,
+        }
+    }
+
+    /// The `--calib` file's text.
+    fn calib_text(&self) -> Result<Option<String>> {
+        match &self.calib {
+            None => Ok(None),
+            Some(p) => std::fs::read_to_string(p)
+                .map(Some)
+                .with_context(|| format!("--calib {}", p.display())),
+        }
+    }
 }
 
 /// Where pruning applies besides conversion, for the errors of
@@ -101,6 +139,8 @@ impl ModelArgs {
             (c.keep_list.is_some(), "--keep-list"),
             (c.output_head, "--output-head"),
             (c.no_cache, "--no-cache"),
+            (c.quantizer.is_some(), "--quantizer"),
+            (c.calib.is_some(), "--calib"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -313,6 +353,11 @@ enum Cmd {
         /// perplexities, their ratio and the teacher-forced top-1 agreement.
         #[arg(long, conflicts_with = "float")]
         compare: bool,
+        /// With --compare: also run these converted models (e.g. the same
+        /// checkpoint with another --quantizer) on the same windows, against
+        /// the same float reference (computed once).
+        #[arg(long, value_name = "MODEL.edq", requires = "compare")]
+        also: Vec<PathBuf>,
     },
     /// Prefill and decode speed (tokens per second), like llama-bench.
     Bench {
@@ -517,7 +562,8 @@ fn run(cli: Cli) -> Result<()> {
             max_windows,
             float,
             compare,
-        } => perplexity(&m, &file, window, max_windows, float, compare),
+            also,
+        } => perplexity(&m, &file, window, max_windows, float, compare, &also),
         Cmd::Bench {
             m,
             prefill,
@@ -779,6 +825,7 @@ fn perplexity(
     max_windows: usize,
     float: bool,
     compare: bool,
+    also: &[PathBuf],
 ) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -842,16 +889,70 @@ fn perplexity(
         let be = l.backend(&model, m.threads)?;
         Some((be, source::state_mem(&c)))
     };
+    // the --also models: (name, loaded); each must have this model's shape
+    let mut extra: Vec<(String, Loaded)> = Vec::new();
+    for p in also {
+        let ma = ModelArgs {
+            model: Some(p.clone()),
+            builtin: None,
+            builtin_seed: None,
+            threads: m.threads,
+            conv: ConvArgs::default(),
+        };
+        let el = source::load(&ma, false, Some(window))?;
+        if el.model()?.config != model.config {
+            bail!(
+                "--also {}: not the same model shape as --model",
+                p.display()
+            );
+        }
+        extra.push((p.display().to_string(), el));
+    }
+    let extra_models: Vec<_> = extra
+        .iter()
+        .map(|(_, el)| el.model())
+        .collect::<Result<_>>()?;
+    let mut extra_dec = Vec::new();
+    for (em, (_, el)) in extra_models.iter().zip(&extra) {
+        extra_dec.push((el.backend(em, m.threads)?, source::state_mem(&c)));
+    }
+    let mut extra_nll: Vec<Vec<f64>> = vec![Vec::new(); extra.len()];
+    let mut extra_agree = vec![0usize; extra.len()];
+    // --compare: the integer logits of the current window (for the KL), per model
+    let n_kept = model.config.n_kept;
+    let mut kl = 0.0f64;
+    let mut extra_kl = vec![0.0f64; extra.len()];
+    let mut int_lg: Vec<i32> = Vec::new();
+    let mut extra_lg: Vec<Vec<i32>> = vec![Vec::new(); extra.len()];
     let t0 = Instant::now();
     let running = |nll: &[f64]| (nll.iter().sum::<f64>() / nll.len() as f64).exp();
     for (k, w) in windows.iter().enumerate() {
         let mut int_top = vec![0usize; w.len()];
+        let mut extra_top = vec![vec![0usize; w.len()]; extra.len()];
+        for (x, (em, (be, mem))) in extra_models.iter().zip(extra_dec.iter_mut()).enumerate() {
+            let mut d = source::cpu_decoder(*em, &c, mem, &*be)?;
+            let (nll, top, keep) = (&mut extra_nll[x], &mut extra_top[x], &mut extra_lg[x]);
+            keep.resize(w.len() * n_kept, 0);
+            d.prefill_all(w, &mut |i, lg| {
+                if i + 1 < w.len() {
+                    nll.push(text::nll_q12(lg, row(w[i + 1])));
+                    top[i] = argmax_i32(lg).unwrap_or(0);
+                    keep[i * n_kept..(i + 1) * n_kept].copy_from_slice(&lg[..n_kept]);
+                }
+            })?;
+        }
+        if compare {
+            int_lg.resize(w.len() * n_kept, 0);
+        }
         if let Some((be, mem)) = dec.as_mut() {
             let mut d = source::cpu_decoder(model, &c, mem, &*be)?;
             d.prefill_all(w, &mut |i, lg| {
                 if i + 1 < w.len() {
                     nll_i.push(text::nll_q12(lg, row(w[i + 1])));
                     int_top[i] = argmax_i32(lg).unwrap_or(0);
+                    if compare {
+                        int_lg[i * n_kept..(i + 1) * n_kept].copy_from_slice(&lg[..n_kept]);
+                    }
                 }
             })?;
         }
@@ -867,6 +968,16 @@ fn perplexity(
                     )
                     .0;
                 agree += (ft == int_top[i]) as usize;
+                for (a, t) in extra_agree.iter_mut().zip(&extra_top) {
+                    *a += (ft == t[i]) as usize;
+                }
+                if compare {
+                    let r = i * n_kept..(i + 1) * n_kept;
+                    kl += text::kl_f32_q12(lg, &int_lg[r.clone()]).unwrap_or(f64::NAN);
+                    for (k, v) in extra_kl.iter_mut().zip(&extra_lg) {
+                        *k += text::kl_f32_q12(lg, &v[r.clone()]).unwrap_or(f64::NAN);
+                    }
+                }
             })?;
         }
         let shown = if dec.is_some() { &nll_i } else { &nll_f };
@@ -907,6 +1018,22 @@ fn perplexity(
             "teacher-forced top-1 agreement: {agree}/{count} = {:.2} %",
             100.0 * agree as f64 / count as f64
         );
+        println!("mean KL(float || integer): {:.5} nats", kl / count as f64);
+        for ((((name, _), nll), a), k) in extra
+            .iter()
+            .zip(&extra_nll)
+            .zip(&extra_agree)
+            .zip(&extra_kl)
+        {
+            let (p, e) = estimate(nll);
+            println!(
+                "also {name}: integer perplexity {p:.4} +/- {e:.5}, ratio {:.4} ({:+.2} %), top-1 agreement {a}/{count} = {:.2} %, mean KL {:.5} nats",
+                p / ppl_f,
+                (p / ppl_f - 1.0) * 100.0,
+                100.0 * *a as f64 / count as f64,
+                k / count as f64
+            );
+        }
     }
     if dec.is_some() {
         println!("Final estimate: PPL = {ppl_i:.4} +/- {err_i:.5}");

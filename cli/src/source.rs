@@ -127,6 +127,8 @@ pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<L
                 keep: m.keep(),
                 output_head: m.conv.output_head,
                 threads: m.threads,
+                quantizer: m.conv.quantizer(),
+                calib: m.conv.calib_text()?,
             };
             let cache = (!m.conv.no_cache).then(|| cache_dir().join("converted"));
             let t0 = std::time::Instant::now();

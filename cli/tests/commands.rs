@@ -218,6 +218,65 @@ fn hugging_face_folder_direct_and_converted_agree() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `convert --quantizer gptq` on a Hugging Face folder: the same bytes for
+/// any thread count (the built-in and a `--calib` text), a model that runs,
+/// and not the round-to-nearest file.
+#[test]
+fn gptq_conversion_is_deterministic_across_threads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tmp("gptq");
+    let hf = dir.join("tiny_hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(
+            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
+            hf.join(f),
+        )
+        .unwrap();
+    }
+    std::fs::write(hf.join("tokenizer.json"), byte_tokenizer_json()).unwrap();
+    let calib = dir.join("calib.txt");
+    std::fs::write(
+        &calib,
+        "The quick brown fox jumps over the lazy dog. ".repeat(20),
+    )
+    .unwrap();
+    let convert = |extra: &[&str], name: &str| {
+        let out = dir.join(name);
+        ok(
+            exe()
+                .args(["convert", "--no-cache", "--no-simd", "--model"])
+                .arg(&hf)
+                .args(extra)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap(),
+            "convert",
+        );
+        std::fs::read(&out).unwrap()
+    };
+    let g1 = convert(&["--quantizer", "gptq", "-t", "1"], "g1.edq");
+    let g3 = convert(&["--quantizer", "gptq", "-t", "3"], "g3.edq");
+    assert!(g1 == g3);
+    let rtn = convert(&["--quantizer", "rtn", "-t", "2"], "rtn.edq");
+    assert!(rtn != g1 && rtn.len() == g1.len());
+    let c = calib.to_str().unwrap();
+    let c1 = convert(&["--quantizer", "gptq", "--calib", c, "-t", "1"], "c1.edq");
+    let c2 = convert(&["--quantizer", "gptq", "--calib", c, "-t", "2"], "c2.edq");
+    assert!(c1 == c2 && c1 != g1);
+    let gen = ok(
+        exe()
+            .args(["generate", "-n", "8", "-p", "hello", "--model"])
+            .arg(dir.join("g1.edq"))
+            .output()
+            .unwrap(),
+        "generate",
+    );
+    assert!(!gen.trim().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Issue 14, finding 5: a Hugging Face folder whose tokenizer has ids beyond
 /// the model's vocabulary is refused at conversion (not at the first prompt),
 /// and an empty folder reports its missing config.json first.
@@ -257,5 +316,54 @@ fn hugging_face_folder_problems_are_reported_at_conversion() {
         "{err}"
     );
     assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `perplexity --compare --also M`: the extra model runs on the same windows
+/// against the same float reference; the same model gives the same numbers.
+#[test]
+fn perplexity_also_runs_extra_models_on_the_same_windows() {
+    let dir = tmp("also");
+    let edq = dir.join("tiny.edq");
+    ok(
+        exe()
+            .args(["convert", "--builtin", "tiny", "--out"])
+            .arg(&edq)
+            .output()
+            .unwrap(),
+        "convert",
+    );
+    let text = dir.join("t.txt");
+    std::fs::write(&text, "Some text to measure, twice over. ".repeat(20)).unwrap();
+    let out = ok(
+        exe()
+            .args([
+                "perplexity",
+                "--builtin",
+                "tiny",
+                "-c",
+                "64",
+                "--compare",
+                "--file",
+            ])
+            .arg(&text)
+            .arg("--also")
+            .arg(&edq)
+            .output()
+            .unwrap(),
+        "perplexity --also",
+    );
+    let ppl = number_after(&out, "integer perplexity:");
+    let also = number_after(&out, ": integer perplexity");
+    assert_eq!(ppl, also, "{out}");
+    let agree = out
+        .lines()
+        .find(|l| l.starts_with("teacher-forced"))
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&format!("top-1 agreement {agree}")), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -63,6 +63,18 @@ fn options_that_cannot_apply_are_errors() {
             "is an already converted model",
         ),
         (
+            vec!["generate", "--model", e, "--quantizer", "gptq"],
+            "is an already converted model",
+        ),
+        (
+            vec!["generate", "--builtin", "tiny", "--quantizer", "gptq"],
+            "applies when converting a checkpoint",
+        ),
+        (
+            vec!["generate", "--builtin", "tiny", "--calib", "x.txt"],
+            "applies when converting a checkpoint",
+        ),
+        (
             vec!["inspect", "--model", e, "--builtin", "tiny"],
             "do not apply with --model",
         ),

@@ -156,6 +156,8 @@ pub fn generate(
         calib_tokens: calib_tokens(config, seed, 16.min(config.ctx)),
         threads,
         tokenizer: None,
+        quantizer: crate::convert::Quantizer::Rtn,
+        gptq_tokens: Vec::new(),
     };
     quantize_model(&fm, &opts, progress)
 }

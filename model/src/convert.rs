@@ -21,6 +21,20 @@ pub const QK_HEADROOM: f32 = 2.0;
 /// Headroom factor above the calibrated maximum of V.
 pub const V_HEADROOM: f32 = 2.0;
 
+/// How the converter picks a matrix's codes and exponents (the format is the
+/// same either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quantizer {
+    /// Each group rounded to its nearest grid point (SPEC §2.4); the built-in
+    /// models and the golden vectors use it.
+    #[default]
+    Rtn,
+    /// Error-compensating ([`crate::gptq`]): Hessians of every linear layer's
+    /// inputs from the round-to-nearest integer model on
+    /// [`ConvertOptions::gptq_tokens`], then GPTQ per matrix.
+    Gptq,
+}
+
 /// Options of [`quantize_model`].
 #[derive(Clone, Debug)]
 pub struct ConvertOptions {
@@ -30,6 +44,11 @@ pub struct ConvertOptions {
     pub threads: usize,
     /// Tokenizer blob stored as the file's optional `tokenizer` entry.
     pub tokenizer: Option<Vec<u8>>,
+    /// The quantizer of the weight matrices.
+    pub quantizer: Quantizer,
+    /// Tokens the integer model runs on to collect the GPTQ Hessians (run in
+    /// windows of at most the model's context; empty: `calib_tokens`).
+    pub gptq_tokens: Vec<u32>,
 }
 
 /// A progress callback: `(stage, done, total)`.
@@ -203,6 +222,31 @@ pub fn quantize_model(
         &mut |_, _| {},
     )?;
     progress("calibrate", 1, 1);
+    let inputs = match opts.quantizer {
+        Quantizer::Rtn => None,
+        Quantizer::Gptq => {
+            let rtn = quantize_model(
+                fm,
+                &ConvertOptions {
+                    quantizer: Quantizer::Rtn,
+                    tokenizer: None,
+                    ..opts.clone()
+                },
+                &mut |_, _, _| {},
+            )?;
+            let toks = if opts.gptq_tokens.is_empty() {
+                &opts.calib_tokens
+            } else {
+                &opts.gptq_tokens
+            };
+            Some(crate::gptq::collect_inputs(
+                &rtn,
+                toks,
+                opts.threads,
+                progress,
+            )?)
+        }
+    };
     let h = c.hidden;
     let emb_exp = emb_exp_for(max_abs(&fm.emb));
     let emb_codes: Vec<u8> = fm
@@ -240,8 +284,18 @@ pub fn quantize_model(
         ));
     }
     let kv = c.kv_dim();
+    let stage = match opts.quantizer {
+        Quantizer::Rtn => "quantize",
+        Quantizer::Gptq => "gptq",
+    };
     for (l, lw) in fm.layers.iter().enumerate() {
-        progress("quantize", l, c.n_layers);
+        progress(stage, l, c.n_layers);
+        // the upper Cholesky factors of the inverse Hessians of the four inputs
+        let us = match &inputs {
+            None => None,
+            Some(inp) => Some(inp.layer_factors(l, opts.threads)?),
+        };
+        let u_of = |i: usize| us.as_ref().map(|u: &[Vec<f64>; 4]| u[i].as_slice());
         let q_frac = frac_for(stats.max_q[l], QK_HEADROOM);
         let k_frac = frac_for(stats.max_k[l], QK_HEADROOM);
         let v_frac = frac_for(stats.max_v[l], V_HEADROOM);
@@ -261,7 +315,8 @@ pub fn quantize_model(
                         w: &[f32],
                         rows: usize,
                         cols: usize,
-                        name: &str|
+                        name: &str,
+                        u: Option<&[f64]>|
          -> Result<(), ModelError> {
             if w.iter().any(|x| !x.is_finite()) {
                 return Err(ModelError::BadValue {
@@ -269,25 +324,28 @@ pub fn quantize_model(
                     reason: "non-finite weight",
                 });
             }
-            let p = quantize_matrix(w, rows, cols, opts.threads)?;
+            let p = match u {
+                None => quantize_matrix(w, rows, cols, opts.threads)?,
+                Some(u) => crate::gptq::quantize_matrix_gptq(w, rows, cols, u, opts.threads)?,
+            };
             owned.push((DType::ApotCodes, rows as u64, cols as u64, p.codes));
             owned.push((DType::ApotExps, rows as u64, cols as u64, p.exps));
             owned.push((DType::I8, 1, rows as u64, p.rexp));
             Ok(())
         };
-        push_mat(&mut owned, &lw.q_w, h, h, "attn_q")?;
+        push_mat(&mut owned, &lw.q_w, h, h, "attn_q", u_of(0))?;
         owned.push((DType::I32, 1, h as u64, to_i32_frac(&lw.q_b, q_frac)));
-        push_mat(&mut owned, &lw.k_w, kv, h, "attn_k")?;
+        push_mat(&mut owned, &lw.k_w, kv, h, "attn_k", u_of(0))?;
         owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.k_b, k_frac)));
-        push_mat(&mut owned, &lw.v_w, kv, h, "attn_v")?;
+        push_mat(&mut owned, &lw.v_w, kv, h, "attn_v", u_of(0))?;
         owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.v_b, v_frac)));
-        push_mat(&mut owned, &lw.o_w, h, h, "attn_output")?;
+        push_mat(&mut owned, &lw.o_w, h, h, "attn_output", u_of(1))?;
         owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
-        push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate")?;
-        push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up")?;
-        push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down")?;
+        push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate", u_of(2))?;
+        push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up", u_of(2))?;
+        push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down", u_of(3))?;
     }
-    progress("quantize", c.n_layers, c.n_layers);
+    progress(stage, c.n_layers, c.n_layers);
     let refs: Vec<(DType, u64, u64, &[u8])> = owned
         .iter()
         .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))

@@ -47,6 +47,8 @@ pub mod fast;
 #[cfg(feature = "std")]
 #[allow(unsafe_code)]
 pub mod float_ref;
+#[cfg(feature = "std")]
+pub mod gptq;
 #[cfg(feature = "alloc")]
 #[allow(unsafe_code)]
 pub mod owned;

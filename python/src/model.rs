@@ -490,6 +490,8 @@ impl Model {
             keep,
             output_head: false,
             threads,
+            quantizer: convert::Quantizer::Rtn,
+            calib: None,
         };
         let mut report = |stage: &str, done: usize, total: usize| {
             if let Some(cb) = &progress {

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use edgedecoding_checkpoint::{
     load_float_model_with_progress, Checkpoint, GgufMetadata, LoadOptions,
 };
+pub use edgedecoding_model::convert::Quantizer;
 use edgedecoding_model::convert::{quantize_model, ConvertOptions};
 use edgedecoding_model::float_ref::FloatModel;
 use edgedecoding_tokenizer::{GgufVocab, Tokenizer as Bpe};
@@ -25,6 +26,18 @@ pub const DEFAULT_CTX: usize = 1024;
 /// Calibration tokens taken from [`CALIB_TEXT`].
 pub const CALIB_TOKENS: usize = 384;
 
+/// Text the GPTQ quantizer collects its Hessians on when no `--calib` file
+/// is given: [`CALIB_TEXT`] and more of the same kinds (prose, lists,
+/// numbers, code in several languages; written for this project).
+pub const GPTQ_CALIB_TEXT: &str = concat!(
+    include_str!("calib.txt"),
+    "\n",
+    include_str!("calib_gptq.txt")
+);
+
+/// Most tokens of the calibration text the GPTQ Hessians are collected on.
+pub const GPTQ_TOKENS: usize = 2048;
+
 /// Options of a conversion.
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -38,6 +51,11 @@ pub struct Opts {
     pub output_head: bool,
     /// Threads.
     pub threads: usize,
+    /// How the weight matrices are quantized.
+    pub quantizer: Quantizer,
+    /// Calibration text of the GPTQ Hessians (the text itself, so that the
+    /// conversion cache keys on it); `None`: [`GPTQ_CALIB_TEXT`].
+    pub calib: Option<String>,
 }
 
 /// The tokenizer JSON blob of a checkpoint (FORMAT.md §3) and the tokenizer:
@@ -195,12 +213,30 @@ pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, Fl
         .filter(|&t| fm.row_of_token(t).is_ok())
         .collect();
     calib.truncate(CALIB_TOKENS.min(fm.config.ctx));
+    let gptq_tokens = match o.quantizer {
+        Quantizer::Rtn => Vec::new(),
+        Quantizer::Gptq => {
+            let text = o.calib.as_deref().unwrap_or(GPTQ_CALIB_TEXT);
+            let mut t: Vec<u32> = tok
+                .encode(text)
+                .into_iter()
+                .filter(|&t| fm.row_of_token(t).is_ok())
+                .collect();
+            t.truncate(GPTQ_TOKENS);
+            if t.is_empty() {
+                bail!("the GPTQ calibration text has no tokens of this model");
+            }
+            t
+        }
+    };
     let bytes = quantize_model(
         &fm,
         &ConvertOptions {
             calib_tokens: calib,
             threads: o.threads,
             tokenizer: Some(blob),
+            quantizer: o.quantizer,
+            gptq_tokens,
         },
         progress,
     )?;

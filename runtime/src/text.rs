@@ -398,9 +398,53 @@ pub fn nll_f32(logits: &[f32], target: usize) -> f64 {
     lse - logits[target] as f64
 }
 
+/// `KL(P_float || P_int)` in nats between the softmax of float logits and of
+/// Q12 integer logits over the same rows (`None` if the lengths differ).
+pub fn kl_f32_q12(float: &[f32], int: &[i32]) -> Option<f64> {
+    if float.len() != int.len() || float.is_empty() {
+        return None;
+    }
+    let mf = float.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+    let lse_f = float
+        .iter()
+        .map(|&v| (v as f64 - mf).exp())
+        .sum::<f64>()
+        .ln()
+        + mf;
+    let mi = int.iter().copied().max().unwrap_or(0) as f64 / 4096.0;
+    let lse_i = int
+        .iter()
+        .map(|&v| (v as f64 / 4096.0 - mi).exp())
+        .sum::<f64>()
+        .ln()
+        + mi;
+    let kl = float
+        .iter()
+        .zip(int)
+        .map(|(&f, &q)| {
+            let lf = f as f64 - lse_f;
+            let li = q as f64 / 4096.0 - lse_i;
+            lf.exp() * (lf - li)
+        })
+        .sum::<f64>();
+    Some(kl.max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kl_is_zero_for_equal_and_right_for_two_rows() {
+        let f = [0.5f32, -1.25, 2.0];
+        let q: Vec<i32> = f.iter().map(|&v| (v * 4096.0) as i32).collect();
+        assert!(kl_f32_q12(&f, &q).unwrap() < 1e-12);
+        // p = (1/2, 1/2), q = softmax(ln 3, 0) = (3/4, 1/4)
+        let q = [(3f64.ln() * 4096.0).round() as i32, 0];
+        let want = 0.5 * (0.5f64 / 0.75).ln() + 0.5 * (0.5f64 / 0.25).ln();
+        assert!((kl_f32_q12(&[0.0, 0.0], &q).unwrap() - want).abs() < 1e-4);
+        assert_eq!(kl_f32_q12(&[0.0], &[0, 0]), None);
+    }
 
     /// Softmax of Q12 logits at temperature `t`, computed directly (the oracle).
     fn softmax(logits: &[i32], t: f64) -> Vec<f64> {
