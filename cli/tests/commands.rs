@@ -223,18 +223,8 @@ fn hugging_face_folder_direct_and_converted_agree() {
 /// and not the round-to-nearest file.
 #[test]
 fn gptq_conversion_is_deterministic_across_threads() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = tmp("gptq");
-    let hf = dir.join("tiny_hf");
-    std::fs::create_dir_all(&hf).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(
-            root.join("checkpoint/tests/fixtures/tiny_hf").join(f),
-            hf.join(f),
-        )
-        .unwrap();
-    }
-    std::fs::write(hf.join("tokenizer.json"), byte_tokenizer_json()).unwrap();
+    let hf = tiny_hf_folder(&dir);
     let calib = dir.join("calib.txt");
     std::fs::write(
         &calib,
