@@ -806,32 +806,4 @@ mod tests {
         assert!(u.iter().all(|v| v.is_finite()));
         assert!(quantize_matrix_gptq(&[0.0; 16], 2, 8, &u[..9], 1).is_err());
     }
-
-    /// Timing at the real model's largest size (`cargo test --release --
-    /// --ignored gptq_timing --nocapture`).
-    #[test]
-    #[ignore]
-    fn gptq_timing() {
-        let (rows, cols, tokens) = (896, 4864, 512);
-        let (w, x) = layer(rows, cols, tokens, 11);
-        let t = std::time::Instant::now();
-        let h = hessian(&x, cols);
-        std::println!("hessian {:?}", t.elapsed());
-        let blocks: Vec<BfpBlock> = x
-            .chunks_exact(GROUP)
-            .map(|c| {
-                let v: [i32; GROUP] = core::array::from_fn(|i| (c[i] * 4096.0) as i32);
-                edgedecoding_kernels::bfp::quantize_block(&v)
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        hessian_of_bfp(&blocks, cols, 2);
-        std::println!("hessian_of_bfp {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let u = hinv_upper(&h, cols, 2).unwrap();
-        std::println!("hinv {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        quantize_matrix_gptq(&w, rows, cols, &u, 2).unwrap();
-        std::println!("quantize {:?}", t.elapsed());
-    }
 }
