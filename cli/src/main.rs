@@ -1,5 +1,6 @@
 //! `edgedecoding`: run, convert, benchmark and inspect the integer model.
 
+mod attribute;
 mod bench;
 mod source;
 
@@ -358,6 +359,14 @@ enum Cmd {
         /// the same float reference (computed once).
         #[arg(long, value_name = "MODEL.edq", requires = "compare")]
         also: Vec<PathBuf>,
+        /// Where the integer model's error lives: run the float reference
+        /// with each integer stage imitated alone, with all, and with all but
+        /// one (weights, embedding/head, norms/biases, BFP inputs, int16
+        /// Q/K/V, Q12 activations, tables), and print a table of perplexity,
+        /// KL and top-1 agreement against the float reference. 17 passes over
+        /// the windows: use --max-windows.
+        #[arg(long, conflicts_with_all = ["float", "compare"])]
+        attribute: bool,
     },
     /// Prefill and decode speed (tokens per second), like llama-bench.
     Bench {
@@ -563,7 +572,19 @@ fn run(cli: Cli) -> Result<()> {
             float,
             compare,
             also,
-        } => perplexity(&m, &file, window, max_windows, float, compare, &also),
+            attribute,
+        } => perplexity(
+            &m,
+            &file,
+            window,
+            max_windows,
+            PplMode {
+                float,
+                compare,
+                attribute,
+            },
+            &also,
+        ),
         Cmd::Bench {
             m,
             prefill,
@@ -813,33 +834,17 @@ fn chat(
     Ok(())
 }
 
-/// Perplexity as llama.cpp's `llama-perplexity` reports it: consecutive
-/// windows of `window` tokens (a shorter file: one window of all its tokens),
-/// every token after the first of a window predicted; the running value after
-/// each window on stderr (`[1]x,[2]y,...`), then the final estimate with its
-/// standard error `PPL · sqrt(var(nll) / (n - 1))`.
-fn perplexity(
-    m: &ModelArgs,
+/// The tokens of `text` (from `file`) and the window length perplexity uses:
+/// `window` at most the model's context, or the whole text when shorter.
+/// Errors if the text has a token the model lacks or nothing to predict.
+fn perplexity_tokens(
+    l: &Loaded,
+    model: &edgedecoding_model::Model<'_>,
     file: &std::path::Path,
+    text: &str,
     window: usize,
-    max_windows: usize,
-    float: bool,
-    compare: bool,
-    also: &[PathBuf],
-) -> Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    if window < 2 {
-        bail!("the window must be at least 2 tokens");
-    }
-    let mut l = source::load(m, float || compare, Some(window))?;
-    let fm: Option<FloatModel> = if float || compare {
-        Some(l.float_model()?)
-    } else {
-        None
-    };
-    let model = l.model()?;
-    let toks = l.tok.encode(&text);
+) -> Result<(Vec<u32>, usize)> {
+    let toks = l.tok.encode(text);
     if let Some(&t) = toks.iter().find(|&&t| model.row_of_token(t).is_err()) {
         if model.keep.is_some() {
             bail!("{} contains token {t}, which this pruned model's kept vocabulary lacks: perplexity needs an unpruned model", file.display());
@@ -874,6 +879,58 @@ fn perplexity(
         );
         window = toks.len();
     }
+    Ok((toks, window))
+}
+
+/// What `perplexity` runs besides the integer model.
+#[derive(Clone, Copy)]
+struct PplMode {
+    float: bool,
+    compare: bool,
+    attribute: bool,
+}
+
+/// Perplexity as llama.cpp's `llama-perplexity` reports it: consecutive
+/// windows of `window` tokens (a shorter file: one window of all its tokens),
+/// every token after the first of a window predicted; the running value after
+/// each window on stderr (`[1]x,[2]y,...`), then the final estimate with its
+/// standard error `PPL · sqrt(var(nll) / (n - 1))`.
+fn perplexity(
+    m: &ModelArgs,
+    file: &std::path::Path,
+    window: usize,
+    max_windows: usize,
+    mode: PplMode,
+    also: &[PathBuf],
+) -> Result<()> {
+    let PplMode {
+        float,
+        compare,
+        attribute,
+    } = mode;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if window < 2 {
+        bail!("the window must be at least 2 tokens");
+    }
+    let mut l = source::load(m, float || compare || attribute, Some(window))?;
+    if attribute {
+        let fm = l.float_model()?;
+        let model = l.model()?;
+        let (toks, window) = perplexity_tokens(&l, &model, file, &text, window)?;
+        let mut windows: Vec<&[u32]> = toks.chunks_exact(window).collect();
+        if max_windows > 0 {
+            windows.truncate(max_windows);
+        }
+        return attribute::attribute(&l, fm, &model, &windows, m.threads);
+    }
+    let fm: Option<FloatModel> = if float || compare {
+        Some(l.float_model()?)
+    } else {
+        None
+    };
+    let model = l.model()?;
+    let (toks, window) = perplexity_tokens(&l, &model, file, &text, window)?;
     let mut windows: Vec<&[u32]> = toks.chunks_exact(window).collect();
     if max_windows > 0 {
         windows.truncate(max_windows);

@@ -357,3 +357,69 @@ fn perplexity_also_runs_extra_models_on_the_same_windows() {
     assert!(out.contains(&format!("top-1 agreement {agree}")), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `perplexity --attribute`: its float and integer rows agree with
+/// `perplexity --compare` on the same windows, every stage has its two rows,
+/// and imitating every stage lands far nearer the integer model than the
+/// float reference does.
+#[test]
+fn attribution_agrees_with_compare_and_covers_the_integer_model() {
+    let dir = tmp("attribute");
+    let text: String = (0..30)
+        .map(|i| format!("Item {i}: a small text about {} apples.\n", i * 3))
+        .collect();
+    let file = dir.join("text.txt");
+    std::fs::write(&file, &text).unwrap();
+    let run = |mode: &str| {
+        ok(
+            exe()
+                .args(["perplexity", "--builtin", "tiny", "-c", "48"])
+                .args(["--max-windows", "3", mode, "--file"])
+                .arg(&file)
+                .output()
+                .unwrap(),
+            mode,
+        )
+    };
+    let cmp = run("--compare");
+    let att = run("--attribute");
+    assert_eq!(
+        number_after(&att, "float perplexity:"),
+        number_after(&cmp, "float perplexity:"),
+        "{att}"
+    );
+    let row = |name: &str| -> Vec<f64> {
+        let line = att
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name}")))
+            .unwrap_or_else(|| panic!("no row {name:?} in {att}"));
+        line.split('|')
+            .skip(2)
+            .filter_map(|c| c.trim().trim_end_matches('%').trim().parse().ok())
+            .collect()
+    };
+    let int = row("the integer model");
+    assert_eq!(int[0], number_after(&cmp, "integer perplexity:"), "{att}");
+    let kl_int = number_after(&cmp, "mean KL(float || integer):");
+    assert!((int[2] - kl_int).abs() < 1e-5, "{att}");
+    for stage in [
+        "weights",
+        "embedding/head",
+        "norms/biases",
+        "bfp",
+        "qkv16",
+        "q12",
+        "tables",
+    ] {
+        assert_eq!(row(&format!("{stage} alone")).len(), 4, "{stage}");
+        assert_eq!(row(&format!("all but {stage}")).len(), 4, "{stage}");
+    }
+    let all = row("all seven stages");
+    let kl_all_int = number_after(&att, "mean KL(all seven stages || integer model):");
+    assert!(
+        kl_all_int < 0.5 * kl_int,
+        "the imitation misses {kl_all_int} of {kl_int}: {att}"
+    );
+    assert!(all[2] > 0.0 && row("weights alone")[2] > 0.0, "{att}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,8 @@
 use std::vec;
 use std::vec::Vec;
 
+use edgedecoding_kernels::attention::softmax_q15;
+use edgedecoding_kernels::bfp::{dequantize_block, quantize_block};
 use edgedecoding_kernels::format::ApotWeights;
 use edgedecoding_kernels::lm_head::DerivedHead;
 use edgedecoding_kernels::quant::dequant;
@@ -75,6 +77,65 @@ pub struct Stats {
     pub max_k: Vec<f32>,
     /// max |v|.
     pub max_v: Vec<f32>,
+}
+
+/// Integer stages a float forward pass can imitate, alone or together, to
+/// see where the integer model's error comes from (`perplexity
+/// --attribute`). Each rounds the float values where the integer pipeline
+/// holds them in a narrower format (SPEC §9.3), with the integer kernels' own
+/// rounding functions; the weight-side stages (APoT weights, 10-bit
+/// embedding and derived head, gamma and bias formats) are chosen by building
+/// the model from float or dequantized parts ([`FloatModel::mixed`]).
+/// `Imitate::default()` imitates nothing: the plain float reference.
+#[derive(Clone, Debug, Default)]
+pub struct Imitate {
+    /// Every linear input (q/k/v, o, gate/up, down, lm_head) as BFP blocks of
+    /// its Q12 value (§3: 8-bit mantissas, one exponent per 8 channels).
+    pub bfp: bool,
+    /// The residual stream, RMSNorm outputs, the attention output, the
+    /// o/gate/up/down/lm_head outputs and SwiGLU held in Q12 (`int32`, §1.2).
+    pub q12: bool,
+    /// Q, K, V as `int16` in their per-layer formats, before and after RoPE
+    /// (`[q_frac, k_frac, v_frac]` per layer, §9.3); empty: off.
+    pub qkv16: Vec<[u32; 3]>,
+    /// The tables: softmax through `EXP2_NEG_Q15` to Q15 probabilities (§7.2,
+    /// scores in Q24), SiLU through the interpolated `SIGMOID_Q15` (§8.1),
+    /// RoPE cos/sin in Q14 (§6.1).
+    pub tables: bool,
+}
+
+/// `v` rounded to `Q(frac)` and saturated to `[lo, hi]`, back to real.
+#[inline]
+fn fixed(v: f32, frac: u32, lo: f64, hi: f64) -> f32 {
+    let s = libm::ldexp(1.0, frac as i32);
+    (libm::round(v as f64 * s).clamp(lo, hi) / s) as f32
+}
+
+/// In place: every value as `int32` Q12.
+fn to_q12(x: &mut [f32]) {
+    for v in x {
+        *v = fixed(*v, 12, i32::MIN as f64, i32::MAX as f64);
+    }
+}
+
+/// In place: every value as `int16` Q(frac).
+fn to_i16(x: &mut [f32], frac: u32) {
+    for v in x {
+        *v = fixed(*v, frac, i16::MIN as f64, i16::MAX as f64);
+    }
+}
+
+/// In place: blocks of 8 as the BFP blocks of their Q12 values (§3).
+fn to_bfp(x: &mut [f32]) {
+    for blk in x.chunks_exact_mut(GROUP) {
+        let q: [i32; GROUP] = core::array::from_fn(|i| {
+            libm::round(blk[i] as f64 * 4096.0).clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        });
+        let d = dequantize_block(&quantize_block(&q));
+        for (v, m) in blk.iter_mut().zip(d) {
+            *v = (m as f64 / 4096.0) as f32;
+        }
+    }
 }
 
 /// `sum a_i b_i` with 8 fixed lanes, then lanes added in order: deterministic
@@ -220,13 +281,20 @@ fn rmsnorm(x: &[f32], g: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-fn rope(x: &mut [f32], hd: usize, pos: usize, theta: f32) {
+fn rope(x: &mut [f32], hd: usize, pos: usize, theta: f32, q14: bool) {
     let half = hd / 2;
+    let table = |v: f64| {
+        if q14 {
+            libm::round(v * 16384.0) / 16384.0
+        } else {
+            v
+        }
+    };
     for head in x.chunks_exact_mut(hd) {
         for i in 0..half {
             let inv = libm::pow(theta as f64, -((2 * i) as f64) / hd as f64);
             let a = pos as f64 * inv;
-            let (c, s) = (libm::cos(a) as f32, libm::sin(a) as f32);
+            let (c, s) = (table(libm::cos(a)) as f32, table(libm::sin(a)) as f32);
             let (x0, x1) = (head[i], head[i + half]);
             head[i] = x0 * c - x1 * s;
             head[i + half] = x1 * c + x0 * s;
@@ -234,8 +302,14 @@ fn rope(x: &mut [f32], hd: usize, pos: usize, theta: f32) {
     }
 }
 
-fn silu(x: f32) -> f32 {
-    x / (1.0 + libm::expf(-x))
+fn silu(x: f32, table: bool) -> f32 {
+    if table {
+        let q = libm::round(x as f64 * 4096.0).clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+        let s = edgedecoding_kernels::silu::sigmoid_q15(q);
+        (x as f64 * s as f64 / 32768.0) as f32
+    } else {
+        x / (1.0 + libm::expf(-x))
+    }
 }
 
 impl FloatModel {
@@ -262,11 +336,47 @@ impl FloatModel {
         &self,
         tokens: &[u32],
         threads: usize,
-        mut stats: Option<&mut Stats>,
+        stats: Option<&mut Stats>,
         logits_for: core::ops::Range<usize>,
         sink: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<(), ModelError> {
+        self.forward_imitating(
+            tokens,
+            threads,
+            stats,
+            logits_for,
+            &Imitate::default(),
+            sink,
+        )
+    }
+
+    /// [`Self::forward`] imitating the integer stages of `im`.
+    pub fn forward_imitating(
+        &self,
+        tokens: &[u32],
+        threads: usize,
+        mut stats: Option<&mut Stats>,
+        logits_for: core::ops::Range<usize>,
+        im: &Imitate,
+        sink: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), ModelError> {
         let c = &self.config;
+        if !im.qkv16.is_empty() && im.qkv16.len() != c.n_layers {
+            return Err(ModelError::BadValue {
+                name: crate::error::TensorName::new("imitate.qkv16"),
+                reason: "not one format per layer",
+            });
+        }
+        let q12 = |v: &mut [f32]| {
+            if im.q12 {
+                to_q12(v)
+            }
+        };
+        let bfp = |v: &mut [f32]| {
+            if im.bfp {
+                to_bfp(v)
+            }
+        };
         let (n, h, kvd, f, hd) = (tokens.len(), c.hidden, c.kv_dim(), c.ffn, c.head_dim);
         if n == 0 {
             return Err(ModelError::Empty);
@@ -276,6 +386,7 @@ impl FloatModel {
             let r = self.row_of_token(tok)?;
             x[t * h..(t + 1) * h].copy_from_slice(&self.emb[r * h..(r + 1) * h]);
         }
+        q12(&mut x);
         let mut xn = vec![0.0f32; n * h];
         let mut q = vec![0.0f32; n * h];
         let mut k = vec![0.0f32; n * kvd];
@@ -302,6 +413,8 @@ impl FloatModel {
                     &mut xn[t * h..(t + 1) * h],
                 );
             }
+            q12(&mut xn);
+            bfp(&mut xn);
             matmul(&xn, &lw.q_w, h, &mut q, threads);
             matmul(&xn, &lw.k_w, h, &mut k, threads);
             matmul(&xn, &lw.v_w, h, &mut v, threads);
@@ -315,8 +428,20 @@ impl FloatModel {
                 for (a, b) in v[t * kvd..(t + 1) * kvd].iter_mut().zip(&lw.v_b) {
                     *a += b;
                 }
-                rope(&mut q[t * h..(t + 1) * h], hd, t, c.rope_theta as f32);
-                rope(&mut k[t * kvd..(t + 1) * kvd], hd, t, c.rope_theta as f32);
+            }
+            if let Some(&[qf, kf, vf]) = im.qkv16.get(l) {
+                to_i16(&mut q, qf);
+                to_i16(&mut k, kf);
+                to_i16(&mut v, vf);
+            }
+            for t in 0..n {
+                let theta = c.rope_theta as f32;
+                rope(&mut q[t * h..(t + 1) * h], hd, t, theta, im.tables);
+                rope(&mut k[t * kvd..(t + 1) * kvd], hd, t, theta, im.tables);
+            }
+            if let Some(&[qf, kf, _]) = im.qkv16.get(l) {
+                to_i16(&mut q, qf);
+                to_i16(&mut k, kf);
             }
             if let Some(s) = stats.as_deref_mut() {
                 let mx = |a: &[f32]| a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -325,6 +450,7 @@ impl FloatModel {
                 s.max_v[l] = mx(&v);
             }
             let mut sc = vec![0.0f32; n];
+            let (mut sc_q, mut probs) = (vec![0i64; n], vec![0u16; n]);
             for t in 0..n {
                 for hh in 0..c.n_heads {
                     let kh = hh / group;
@@ -335,9 +461,22 @@ impl FloatModel {
                         mxs = mxs.max(sc[j]);
                     }
                     let mut sum = 0.0f32;
-                    for s in sc[..=t].iter_mut() {
-                        *s = libm::expf(*s - mxs);
-                        sum += *s;
+                    if im.tables {
+                        // scores in Q24 through the integer softmax: probabilities in Q15
+                        for (d, s) in sc_q[..=t].iter_mut().zip(&sc[..=t]) {
+                            *d = libm::round(libm::ldexp(*s as f64, 24)) as i64;
+                        }
+                        softmax_q15(&sc_q[..=t], 24, &mut probs[..=t])
+                            .map_err(ModelError::Kernel)?;
+                        for (s, &p) in sc[..=t].iter_mut().zip(&probs[..=t]) {
+                            *s = p as f32 / 32768.0;
+                        }
+                        sum = 1.0;
+                    } else {
+                        for s in sc[..=t].iter_mut() {
+                            *s = libm::expf(*s - mxs);
+                            sum += *s;
+                        }
                     }
                     let o = &mut att[t * h + hh * hd..t * h + (hh + 1) * hd];
                     o.fill(0.0);
@@ -349,7 +488,10 @@ impl FloatModel {
                     }
                 }
             }
+            q12(&mut att);
+            bfp(&mut att);
             matmul(&att, &lw.o_w, h, &mut proj, threads);
+            q12(&mut proj);
             for (a, b) in x.iter_mut().zip(&proj) {
                 *a += b;
             }
@@ -361,12 +503,21 @@ impl FloatModel {
                     &mut xn[t * h..(t + 1) * h],
                 );
             }
+            q12(&mut xn);
+            bfp(&mut xn);
             matmul(&xn, &lw.gate, h, &mut g, threads);
             matmul(&xn, &lw.up, h, &mut u, threads);
+            q12(&mut g);
+            q12(&mut u);
             for (a, b) in g.iter_mut().zip(&u) {
-                *a = silu(*a) * b;
+                let mut sg = [silu(*a, im.tables)];
+                q12(&mut sg);
+                *a = sg[0] * b;
             }
+            q12(&mut g);
+            bfp(&mut g);
             matmul(&g, &lw.down, f, &mut proj, threads);
+            q12(&mut proj);
             for (a, b) in x.iter_mut().zip(&proj) {
                 *a += b;
             }
@@ -383,10 +534,74 @@ impl FloatModel {
                 self.eps,
                 &mut xn[..h],
             );
+            q12(&mut xn[..h]);
+            bfp(&mut xn[..h]);
             matmul(&xn[..h], head, h, &mut logits, threads);
+            q12(&mut logits);
             sink(t, &logits);
         }
         Ok(())
+    }
+
+    /// A model with some parameter groups taken from `dq` (the
+    /// [`Self::dequantized`] integer model of the same checkpoint) and the
+    /// rest from `self`: `weights` the seven linear matrices of every layer,
+    /// `embed_head` the embedding and the lm_head (the integer model's head is
+    /// derived from its 10-bit embedding), `norms_biases` the RMSNorm gammas
+    /// and the q/k/v biases. Errors if the shapes differ.
+    pub fn mixed(
+        &self,
+        dq: &FloatModel,
+        weights: bool,
+        embed_head: bool,
+        norms_biases: bool,
+    ) -> Result<FloatModel, ModelError> {
+        // the same shape; the context (RoPE table, cache) may differ
+        let same = Config {
+            ctx: dq.config.ctx,
+            ..self.config
+        };
+        if same != dq.config || self.layers.len() != dq.layers.len() {
+            return Err(ModelError::BadValue {
+                name: crate::error::TensorName::new("float model"),
+                reason: "the dequantized model has another shape",
+            });
+        }
+        let mut m = self.clone();
+        if embed_head {
+            m.emb.clone_from(&dq.emb);
+            m.head.clone_from(&dq.head);
+        }
+        if norms_biases {
+            m.final_norm.clone_from(&dq.final_norm);
+        }
+        for (l, d) in m.layers.iter_mut().zip(&dq.layers) {
+            if weights {
+                for (a, b) in [
+                    (&mut l.q_w, &d.q_w),
+                    (&mut l.k_w, &d.k_w),
+                    (&mut l.v_w, &d.v_w),
+                    (&mut l.o_w, &d.o_w),
+                    (&mut l.gate, &d.gate),
+                    (&mut l.up, &d.up),
+                    (&mut l.down, &d.down),
+                ] {
+                    a.clone_from(b);
+                }
+            }
+            if norms_biases {
+                for (a, b) in [
+                    (&mut l.attn_norm, &d.attn_norm),
+                    (&mut l.ffn_norm, &d.ffn_norm),
+                    (&mut l.q_b, &d.q_b),
+                    (&mut l.k_b, &d.k_b),
+                    (&mut l.v_b, &d.v_b),
+                ] {
+                    a.clone_from(b);
+                }
+            }
+        }
+        Ok(m)
     }
 
     /// The float model of an integer model's dequantized weights (norms,

@@ -398,36 +398,43 @@ pub fn nll_f32(logits: &[f32], target: usize) -> f64 {
     lse - logits[target] as f64
 }
 
+/// `KL(P || Q)` in nats between the softmaxes of two logit rows of length
+/// `n`, given as functions of the row index (in nats).
+fn kl_rows(n: usize, p: impl Fn(usize) -> f64, q: impl Fn(usize) -> f64) -> f64 {
+    let lse = |f: &dyn Fn(usize) -> f64| {
+        let m = (0..n).map(f).fold(f64::MIN, f64::max);
+        (0..n).map(|i| (f(i) - m).exp()).sum::<f64>().ln() + m
+    };
+    let (lp, lq) = (lse(&p), lse(&q));
+    let kl = (0..n)
+        .map(|i| {
+            let a = p(i) - lp;
+            a.exp() * (a - (q(i) - lq))
+        })
+        .sum::<f64>();
+    kl.max(0.0)
+}
+
 /// `KL(P_float || P_int)` in nats between the softmax of float logits and of
 /// Q12 integer logits over the same rows (`None` if the lengths differ).
 pub fn kl_f32_q12(float: &[f32], int: &[i32]) -> Option<f64> {
     if float.len() != int.len() || float.is_empty() {
         return None;
     }
-    let mf = float.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-    let lse_f = float
-        .iter()
-        .map(|&v| (v as f64 - mf).exp())
-        .sum::<f64>()
-        .ln()
-        + mf;
-    let mi = int.iter().copied().max().unwrap_or(0) as f64 / 4096.0;
-    let lse_i = int
-        .iter()
-        .map(|&v| (v as f64 / 4096.0 - mi).exp())
-        .sum::<f64>()
-        .ln()
-        + mi;
-    let kl = float
-        .iter()
-        .zip(int)
-        .map(|(&f, &q)| {
-            let lf = f as f64 - lse_f;
-            let li = q as f64 / 4096.0 - lse_i;
-            lf.exp() * (lf - li)
-        })
-        .sum::<f64>();
-    Some(kl.max(0.0))
+    Some(kl_rows(
+        float.len(),
+        |i| float[i] as f64,
+        |i| int[i] as f64 / 4096.0,
+    ))
+}
+
+/// `KL(P || Q)` in nats between the softmaxes of two float logit rows
+/// (`None` if the lengths differ).
+pub fn kl_f32(p: &[f32], q: &[f32]) -> Option<f64> {
+    if p.len() != q.len() || p.is_empty() {
+        return None;
+    }
+    Some(kl_rows(p.len(), |i| p[i] as f64, |i| q[i] as f64))
 }
 
 #[cfg(test)]
