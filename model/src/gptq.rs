@@ -37,7 +37,6 @@ use edgedecoding_kernels::bfp::{dequantize_block, BfpBlock};
 use crate::convert::{PackedMatrix, Progress};
 use crate::error::{ModelError, TensorName};
 use crate::owned::{ModelBuf, OwnedHead};
-use crate::parallel::Threaded;
 use crate::probe::{Site, Stage, StageRef, Values};
 use crate::state::{State, StateMem, CPU_CHUNK};
 use crate::{Decoder, Head};
@@ -359,6 +358,9 @@ pub fn collect_inputs(
     let mut blocks: Vec<[Vec<BfpBlock>; 4]> = (0..c.n_layers)
         .map(|_| core::array::from_fn(|_| Vec::new()))
         .collect();
+    // the SIMD backend (bit-identical to the scalar one, SPEC §4.4): the
+    // calibration pass is a prefill of every calibration token
+    let fast = crate::fast::Fast::new(&m, threads)?;
     let win = c.ctx.max(1);
     let n_win = tokens.len().div_ceil(win);
     for (k, w) in tokens.chunks(win).enumerate() {
@@ -366,7 +368,7 @@ pub fn collect_inputs(
         let chunk = CPU_CHUNK.min(c.ctx.div_ceil(8) * 8);
         let mut mem = StateMem::with_chunk(&c, chunk);
         let st = State::with_chunk(&c, mem.bytes(), chunk)?;
-        let mut d = Decoder::new(m, Head::Packed(head.matrix()), st, Threaded::new(threads))?;
+        let mut d = Decoder::new(m, Head::Packed(head.matrix()), st, &fast)?;
         d.prefill_probed(w, &mut |s: StageRef<'_>| {
             let (Site::Layer(l), Values::Bfp(v)) = (s.site, s.values) else {
                 return;

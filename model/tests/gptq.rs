@@ -44,3 +44,50 @@ fn gptq_model_is_deterministic_valid_and_differs_from_rtn() {
     let next = d.prefill(&[1, 2, 3, 4]).unwrap();
     assert!((next as usize) < m.config.n_kept);
 }
+
+/// The calibration pass runs on the SIMD backend: the BFP inputs it keeps
+/// are those the scalar decoder computes, window by window (each window
+/// from a fresh state), for every layer and every one of the four inputs.
+#[test]
+fn calibration_inputs_equal_the_scalar_decoders() {
+    use edgedecoding_model::gptq::collect_inputs;
+    use edgedecoding_model::{Site, Stage, StageRef, Values};
+    let c = Config::tiny();
+    let edq = convert(Quantizer::Rtn, 2);
+    let toks = calib_tokens(&c, DEFAULT_SEED + 5, c.ctx + 21);
+    let got = collect_inputs(&edq, &toks, 2, &mut |_, _, _| {}).unwrap();
+    assert_eq!(got.tokens, toks.len());
+    let buf = ModelBuf::from_bytes(&edq);
+    let m = buf.model().unwrap();
+    let mut want: Vec<[Vec<_>; 4]> = (0..c.n_layers).map(|_| Default::default()).collect();
+    for w in toks.chunks(c.ctx) {
+        let mut mem = StateMem::new(&m.config);
+        let mut d = Decoder::new(
+            m,
+            Head::derived(&m).unwrap(),
+            State::new(&m.config, mem.bytes()).unwrap(),
+            Serial,
+        )
+        .unwrap();
+        d.prefill_probed(w, &mut |s: StageRef<'_>| {
+            let (Site::Layer(l), Values::Bfp(v)) = (s.site, s.values) else {
+                return;
+            };
+            let i = match s.stage {
+                Stage::AttnBfp => 0,
+                Stage::OBfp => 1,
+                Stage::MlpBfp => 2,
+                Stage::DownBfp => 3,
+                _ => return,
+            };
+            want[l][i].extend_from_slice(v);
+        })
+        .unwrap();
+    }
+    for l in 0..c.n_layers {
+        for i in 0..4 {
+            assert!(!want[l][i].is_empty());
+            assert!(got.blocks[l][i] == want[l][i], "layer {l} input {i}");
+        }
+    }
+}
