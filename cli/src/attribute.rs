@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use edgedecoding_kernels::argmax::argmax_i32;
-use edgedecoding_model::float_ref::{FloatModel, Imitate};
+use edgedecoding_model::float_ref::{FloatModel, Imitate, Parts};
 use edgedecoding_model::Model;
 use edgedecoding_runtime::text;
 
@@ -34,10 +34,19 @@ const STAGES: [(&str, &str); 7] = [
     ("tables", "softmax, sigmoid and RoPE tables (§6-§8)"),
 ];
 
-/// One imitation: the weight-side parts and the activation-side stages.
-fn config(on: [bool; 7], fracs: &[[u32; 3]]) -> ([bool; 3], Imitate) {
+/// One imitation: the parameters taken from the integer model and the
+/// activation-side stages.
+fn config(on: [bool; 7], fracs: &[[u32; 3]]) -> (Parts, Imitate) {
+    let w = on[0];
     (
-        [on[0], on[1], on[2]],
+        Parts {
+            qkv: w,
+            o: w,
+            gate_up: w,
+            down: w,
+            embed_head: on[1],
+            norms_biases: on[2],
+        },
         Imitate {
             bfp: on[3],
             qkv16: if on[4] { fracs.to_vec() } else { Vec::new() },
@@ -46,6 +55,54 @@ fn config(on: [bool; 7], fracs: &[[u32; 3]]) -> ([bool; 3], Imitate) {
         },
     )
 }
+
+/// The weights split by matrix, each imitated alone.
+const WEIGHT_PARTS: [(&str, Parts); 4] = [
+    (
+        "q/k/v weights",
+        Parts {
+            qkv: true,
+            o: false,
+            gate_up: false,
+            down: false,
+            embed_head: false,
+            norms_biases: false,
+        },
+    ),
+    (
+        "o weights",
+        Parts {
+            qkv: false,
+            o: true,
+            gate_up: false,
+            down: false,
+            embed_head: false,
+            norms_biases: false,
+        },
+    ),
+    (
+        "gate/up weights",
+        Parts {
+            qkv: false,
+            o: false,
+            gate_up: true,
+            down: false,
+            embed_head: false,
+            norms_biases: false,
+        },
+    ),
+    (
+        "down weights",
+        Parts {
+            qkv: false,
+            o: false,
+            gate_up: false,
+            down: true,
+            embed_head: false,
+            norms_biases: false,
+        },
+    ),
+];
 
 /// Per-prediction results of one run against the float reference.
 #[derive(Default)]
@@ -159,10 +216,9 @@ pub fn attribute(
     }
     // one float run per imitation
     // and its KL from the integer model (the imitation's own error)
-    let run = |on: [bool; 7], what: &str| -> Result<(Score, f64)> {
+    let run = |(parts, im): (Parts, Imitate), what: &str| -> Result<(Score, f64)> {
         let t = Instant::now();
-        let ([wt, eh, nb], im) = config(on, &fracs);
-        let mixed = fm.mixed(&dq, wt, eh, nb)?;
+        let mixed = fm.mixed(&dq, parts)?;
         let mut s = Score::default();
         let mut kl_int = 0.0;
         for ((w, r), il) in windows.iter().zip(&reference).zip(&int_logits) {
@@ -182,16 +238,20 @@ pub fn attribute(
         );
         Ok((s, kl_int / count as f64))
     };
-    let (all, all_vs_int) = run([true; 7], "all stages")?;
+    let (all, all_vs_int) = run(config([true; 7], &fracs), "all stages")?;
     let mut alone = Vec::new();
     let mut all_but = Vec::new();
     for (k, (name, _)) in STAGES.iter().enumerate() {
         let mut on = [false; 7];
         on[k] = true;
-        alone.push(run(on, &format!("{name} alone"))?.0);
+        alone.push(run(config(on, &fracs), &format!("{name} alone"))?.0);
         let mut on = [true; 7];
         on[k] = false;
-        all_but.push(run(on, &format!("all but {name}"))?.0);
+        all_but.push(run(config(on, &fracs), &format!("all but {name}"))?.0);
+    }
+    let mut by_matrix = Vec::new();
+    for (name, parts) in WEIGHT_PARTS {
+        by_matrix.push(run((parts, Imitate::default()), &format!("{name} alone"))?.0);
     }
     println!(
         "{count} predictions, {} windows of {} tokens, {:.0} s",
@@ -208,6 +268,9 @@ pub fn attribute(
             "{}",
             s.row(&format!("{name} alone: {what}"), float_ppl, count)
         );
+    }
+    for ((name, _), s) in WEIGHT_PARTS.iter().zip(&by_matrix) {
+        println!("{}", s.row(&format!("{name} alone"), float_ppl, count));
     }
     println!("{}", all.row("all seven stages", float_ppl, count));
     for ((name, _), s) in STAGES.iter().zip(&all_but) {

@@ -363,7 +363,8 @@ enum Cmd {
         /// with each integer stage imitated alone, with all, and with all but
         /// one (weights, embedding/head, norms/biases, BFP inputs, int16
         /// Q/K/V, Q12 activations, tables), and print a table of perplexity,
-        /// KL and top-1 agreement against the float reference. 17 passes over
+        /// KL and top-1 agreement against the float reference (the weights also
+        /// split by matrix). 21 passes over
         /// the windows: use --max-windows.
         #[arg(long, conflicts_with_all = ["float", "compare"])]
         attribute: bool,

@@ -414,6 +414,9 @@ fn attribution_agrees_with_compare_and_covers_the_integer_model() {
         assert_eq!(row(&format!("{stage} alone")).len(), 4, "{stage}");
         assert_eq!(row(&format!("all but {stage}")).len(), 4, "{stage}");
     }
+    for part in ["q/k/v", "o", "gate/up", "down"] {
+        assert_eq!(row(&format!("{part} weights alone")).len(), 4, "{part}");
+    }
     let all = row("all seven stages");
     let kl_all_int = number_after(&att, "mean KL(all seven stages || integer model):");
     assert!(

@@ -104,6 +104,43 @@ pub struct Imitate {
     pub tables: bool,
 }
 
+/// Which parameters [`FloatModel::mixed`] takes from the dequantized integer
+/// model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// `attn_q`, `attn_k`, `attn_v` of every layer.
+    pub qkv: bool,
+    /// `attn_output` of every layer.
+    pub o: bool,
+    /// `ffn_gate` and `ffn_up` of every layer.
+    pub gate_up: bool,
+    /// `ffn_down` of every layer.
+    pub down: bool,
+    /// The embedding and the lm_head (the integer model's head is derived
+    /// from its 10-bit embedding).
+    pub embed_head: bool,
+    /// The RMSNorm gammas and the q/k/v biases.
+    pub norms_biases: bool,
+}
+
+impl Parts {
+    /// All seven linear matrices of every layer.
+    pub const WEIGHTS: Parts = Parts {
+        qkv: true,
+        o: true,
+        gate_up: true,
+        down: true,
+        embed_head: false,
+        norms_biases: false,
+    };
+    /// Everything.
+    pub const ALL: Parts = Parts {
+        embed_head: true,
+        norms_biases: true,
+        ..Parts::WEIGHTS
+    };
+}
+
 /// `v` rounded to `Q(frac)` and saturated to `[lo, hi]`, back to real.
 #[inline]
 fn fixed(v: f32, frac: u32, lo: f64, hi: f64) -> f32 {
@@ -545,17 +582,8 @@ impl FloatModel {
 
     /// A model with some parameter groups taken from `dq` (the
     /// [`Self::dequantized`] integer model of the same checkpoint) and the
-    /// rest from `self`: `weights` the seven linear matrices of every layer,
-    /// `embed_head` the embedding and the lm_head (the integer model's head is
-    /// derived from its 10-bit embedding), `norms_biases` the RMSNorm gammas
-    /// and the q/k/v biases. Errors if the shapes differ.
-    pub fn mixed(
-        &self,
-        dq: &FloatModel,
-        weights: bool,
-        embed_head: bool,
-        norms_biases: bool,
-    ) -> Result<FloatModel, ModelError> {
+    /// rest from `self` (see [`Parts`]). Errors if the shapes differ.
+    pub fn mixed(&self, dq: &FloatModel, parts: Parts) -> Result<FloatModel, ModelError> {
         // the same shape; the context (RoPE table, cache) may differ
         let same = Config {
             ctx: dq.config.ctx,
@@ -568,28 +596,37 @@ impl FloatModel {
             });
         }
         let mut m = self.clone();
-        if embed_head {
+        if parts.embed_head {
             m.emb.clone_from(&dq.emb);
             m.head.clone_from(&dq.head);
         }
-        if norms_biases {
+        if parts.norms_biases {
             m.final_norm.clone_from(&dq.final_norm);
         }
         for (l, d) in m.layers.iter_mut().zip(&dq.layers) {
-            if weights {
-                for (a, b) in [
-                    (&mut l.q_w, &d.q_w),
-                    (&mut l.k_w, &d.k_w),
-                    (&mut l.v_w, &d.v_w),
-                    (&mut l.o_w, &d.o_w),
-                    (&mut l.gate, &d.gate),
-                    (&mut l.up, &d.up),
-                    (&mut l.down, &d.down),
-                ] {
-                    a.clone_from(b);
+            for (on, pairs) in [
+                (
+                    parts.qkv,
+                    vec![
+                        (&mut l.q_w, &d.q_w),
+                        (&mut l.k_w, &d.k_w),
+                        (&mut l.v_w, &d.v_w),
+                    ],
+                ),
+                (parts.o, vec![(&mut l.o_w, &d.o_w)]),
+                (
+                    parts.gate_up,
+                    vec![(&mut l.gate, &d.gate), (&mut l.up, &d.up)],
+                ),
+                (parts.down, vec![(&mut l.down, &d.down)]),
+            ] {
+                if on {
+                    for (a, b) in pairs {
+                        a.clone_from(b);
+                    }
                 }
             }
-            if norms_biases {
+            if parts.norms_biases {
                 for (a, b) in [
                     (&mut l.attn_norm, &d.attn_norm),
                     (&mut l.ffn_norm, &d.ffn_norm),

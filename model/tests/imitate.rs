@@ -9,7 +9,7 @@
 mod common;
 
 use edgedecoding_model::builtin::{float_model, DEFAULT_SEED};
-use edgedecoding_model::float_ref::{FloatModel, Imitate};
+use edgedecoding_model::float_ref::{FloatModel, Imitate, Parts};
 use edgedecoding_model::{Config, Decoder, Head, Serial, State, StateMem};
 
 fn logits(m: &FloatModel, toks: &[u32], im: &Imitate) -> Vec<f32> {
@@ -67,7 +67,7 @@ fn imitating_every_stage_lands_on_the_integer_model() {
         tables: true,
     };
     let plain = logits(&fm, &toks, &Imitate::default());
-    let mixed_none = fm.mixed(&dq, false, false, false).unwrap();
+    let mixed_none = fm.mixed(&dq, Parts::default()).unwrap();
     let none = logits(&mixed_none, &toks, &Imitate::default());
     assert!(
         plain
@@ -76,7 +76,7 @@ fn imitating_every_stage_lands_on_the_integer_model() {
             .all(|(a, b)| a.to_bits() == b.to_bits()),
         "imitating nothing changed the float reference"
     );
-    let every = logits(&fm.mixed(&dq, true, true, true).unwrap(), &toks, &all);
+    let every = logits(&fm.mixed(&dq, Parts::ALL).unwrap(), &toks, &all);
     let weights_only = logits(&dq, &toks, &Imitate::default());
     let (d_plain, d_weights, d_all) = (
         rms(&plain, &int),
