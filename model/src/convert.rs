@@ -295,7 +295,8 @@ pub fn quantize_model(
             None => None,
             Some(inp) => Some(inp.layer_factors(l, opts.threads)?),
         };
-        let u_of = |i: usize| us.as_ref().map(|u: &[Vec<f64>; 4]| u[i].as_slice());
+        // factor of input i of `gptq::INPUTS` (down keeps round-to-nearest)
+        let u_of = |i: usize| us.as_ref().map(|u: &[Vec<f64>; 3]| u[i].as_slice());
         let q_frac = frac_for(stats.max_q[l], QK_HEADROOM);
         let k_frac = frac_for(stats.max_k[l], QK_HEADROOM);
         let v_frac = frac_for(stats.max_v[l], V_HEADROOM);
@@ -343,7 +344,7 @@ pub fn quantize_model(
         owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
         push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate", u_of(2))?;
         push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up", u_of(2))?;
-        push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down", u_of(3))?;
+        push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down", None)?;
     }
     progress(stage, c.n_layers, c.n_layers);
     let refs: Vec<(DType, u64, u64, &[u8])> = owned

@@ -4,8 +4,8 @@
 //! For one linear layer `W [rows][cols]` and the Hessian `H = XᵀX` of its
 //! calibration inputs `X [tokens][cols]`:
 //!
-//! 1. [`hinv_upper`]: dampen `H` (dead columns get a diagonal of 1, then 1 %
-//!    of the mean diagonal is added; more if it is not positive definite) and
+//! 1. [`hinv_upper`]: dampen `H` (dead columns get a diagonal of 1, then
+//!    [`DAMP`] of the mean diagonal is added; more if it is not positive definite) and
 //!    compute the upper Cholesky factor `U` of `H⁻¹` (`H⁻¹ = UᵀU`), by a
 //!    "reverse" Cholesky `H = V Vᵀ` (`V` upper) and `U = V⁻¹`.
 //! 2. [`quantize_matrix_gptq`]: every row on its own (rows are independent
@@ -41,8 +41,9 @@ use crate::probe::{Site, Stage, StageRef, Values};
 use crate::state::{State, StateMem, CPU_CHUNK};
 use crate::{Decoder, Head};
 
-/// Fraction of the mean diagonal added to the Hessian's diagonal.
-pub const DAMP: f64 = 0.01;
+/// Fraction of the mean diagonal added to the Hessian's diagonal (measured:
+/// 0.01 and 0.1 compensate too much for the calibration text, SPEC §2.4.1).
+pub const DAMP: f64 = 0.3;
 
 /// Times the damping is multiplied by 10 when the Hessian is still not
 /// positive definite, before giving up.
@@ -326,16 +327,21 @@ pub fn hinv_upper(h: &[f64], n: usize, threads: usize) -> Result<Vec<f64>, Model
     Err(singular("Hessian not positive definite even with damping"))
 }
 
-/// The BFP inputs of every linear layer, per decoder layer, as the integer
-/// model computed them on the calibration tokens: `[attn (q/k/v), o,
-/// mlp (gate/up), down]`, token-major blocks.
+/// The inputs whose matrices GPTQ quantizes: q/k/v (`attn_bfp`), o
+/// (`o_bfp`), gate/up (`mlp_bfp`). `ffn_down` keeps round-to-nearest: its
+/// 4864-wide Hessian made GPTQ slower (887 s instead of 223 s on the real
+/// model) and no better (SPEC §2.4.1).
+pub const INPUTS: [Stage; 3] = [Stage::AttnBfp, Stage::OBfp, Stage::MlpBfp];
+
+/// The BFP inputs of the [`INPUTS`] of every decoder layer, as the integer
+/// model computed them on the calibration tokens, token-major blocks.
 pub struct LayerInputs {
-    /// Widths of the four inputs (`hidden, hidden, hidden, ffn`).
-    pub cols: [usize; 4],
+    /// Widths of the inputs (`hidden` each).
+    pub cols: [usize; 3],
     /// Tokens seen.
     pub tokens: usize,
     /// `[layer][input]` blocks, `tokens · cols/8` each.
-    pub blocks: Vec<[Vec<BfpBlock>; 4]>,
+    pub blocks: Vec<[Vec<BfpBlock>; 3]>,
 }
 
 /// Runs the integer model of `edq` (`.edq` bytes) on `tokens`, in windows
@@ -355,7 +361,7 @@ pub fn collect_inputs(
     let m = buf.model()?;
     let c = m.config;
     let head = OwnedHead::derive(&m)?;
-    let mut blocks: Vec<[Vec<BfpBlock>; 4]> = (0..c.n_layers)
+    let mut blocks: Vec<[Vec<BfpBlock>; 3]> = (0..c.n_layers)
         .map(|_| core::array::from_fn(|_| Vec::new()))
         .collect();
     // the SIMD backend (bit-identical to the scalar one, SPEC §4.4): the
@@ -373,12 +379,8 @@ pub fn collect_inputs(
             let (Site::Layer(l), Values::Bfp(v)) = (s.site, s.values) else {
                 return;
             };
-            let i = match s.stage {
-                Stage::AttnBfp => 0,
-                Stage::OBfp => 1,
-                Stage::MlpBfp => 2,
-                Stage::DownBfp => 3,
-                _ => return,
+            let Some(i) = INPUTS.iter().position(|&st| st == s.stage) else {
+                return;
             };
             if let Some(b) = blocks.get_mut(l) {
                 b[i].extend_from_slice(v);
@@ -387,7 +389,7 @@ pub fn collect_inputs(
     }
     progress("gptq calibrate", n_win, n_win);
     Ok(LayerInputs {
-        cols: [c.hidden, c.hidden, c.hidden, c.ffn],
+        cols: [c.hidden; 3],
         tokens: tokens.len(),
         blocks,
     })
@@ -457,10 +459,10 @@ pub fn hessian_of_bfp(blocks: &[BfpBlock], n: usize, threads: usize) -> Vec<f64>
 }
 
 impl LayerInputs {
-    /// The four [`hinv_upper`] factors of layer `l`.
-    pub fn layer_factors(&self, l: usize, threads: usize) -> Result<[Vec<f64>; 4], ModelError> {
+    /// The [`hinv_upper`] factors of layer `l`'s [`INPUTS`].
+    pub fn layer_factors(&self, l: usize, threads: usize) -> Result<[Vec<f64>; 3], ModelError> {
         let b = self.blocks.get(l).ok_or(ModelError::Empty)?;
-        let mut out: [Vec<f64>; 4] = Default::default();
+        let mut out: [Vec<f64>; 3] = Default::default();
         for (i, o) in out.iter_mut().enumerate() {
             let h = hessian_of_bfp(&b[i], self.cols[i], threads);
             *o = hinv_upper(&h, self.cols[i], threads)?;
