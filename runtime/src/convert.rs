@@ -39,6 +39,30 @@ pub fn gptq_calib_text() -> String {
     )
 }
 
+/// What else decides a conversion's bytes besides [`Opts`] (for the
+/// conversion cache's key): for `gptq`, the damping, the token budget and
+/// (without `--calib`) the built-in calibration text; empty for `rtn`.
+pub fn quantizer_key(o: &Opts) -> String {
+    match o.quantizer {
+        Quantizer::Rtn => String::new(),
+        Quantizer::Gptq => {
+            let text = match &o.calib {
+                Some(_) => String::new(), // in `Opts` itself
+                None => gptq_calib_text(),
+            };
+            // FNV-1a of the text
+            let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            format!(
+                "gptq damp {} tokens {GPTQ_TOKENS} inputs {:?} text {h:016x}",
+                edgedecoding_model::gptq::DAMP,
+                edgedecoding_model::gptq::INPUTS
+            )
+        }
+    }
+}
+
 /// Most tokens of the calibration text the GPTQ Hessians are collected on
 /// (measured: 2048 too few; 8192 and 32768 about equal, SPEC §2.4.1).
 pub const GPTQ_TOKENS: usize = 8192;

@@ -52,8 +52,9 @@ pub fn cache_dir() -> PathBuf {
 
 /// Where the conversion of checkpoint `path` with `opts` is cached, under
 /// `dir`: the name carries a hash of the checkpoint's canonical path, size and
-/// modification time (of every file of a folder), the options and this
-/// converter's version, so a changed checkpoint or option converts again.
+/// modification time (of every file of a folder), the options, the
+/// quantizer's settings ([`convert::quantizer_key`]) and this converter's
+/// version, so a changed checkpoint, option or quantizer converts again.
 pub fn cached_path(dir: &Path, path: &Path, opts: &convert::Opts) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
     let canon = path
@@ -74,6 +75,12 @@ pub fn cached_path(dir: &Path, path: &Path, opts: &convert::Opts) -> Result<Path
         opts,
         env!("CARGO_PKG_VERSION")
     );
+    // the quantizer's own settings (empty for rtn, so rtn keys stay as they were)
+    let q = convert::quantizer_key(opts);
+    if !q.is_empty() {
+        key.push_str(&q);
+        key.push('|');
+    }
     for f in &files {
         let md = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
         let mtime = md

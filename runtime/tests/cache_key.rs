@@ -1,0 +1,45 @@
+//! The conversion cache's key follows everything that decides the bytes: a
+//! change of quantizer, of its settings or of the calibration text gives
+//! another cached file; round-to-nearest keys do not carry GPTQ settings.
+
+use edgedecoding_runtime::convert::{quantizer_key, Opts, Quantizer, GPTQ_TOKENS};
+use edgedecoding_runtime::source::cached_path;
+
+fn opts(q: Quantizer, calib: Option<&str>) -> Opts {
+    Opts {
+        ctx: None,
+        keep: None,
+        output_head: false,
+        threads: 2,
+        quantizer: q,
+        calib: calib.map(str::to_string),
+    }
+}
+
+#[test]
+fn cache_key_follows_quantizer_settings_and_calibration_text() {
+    let dir = std::env::temp_dir().join(format!("edq-cache-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.gguf");
+    std::fs::write(&model, b"not read").unwrap();
+    assert_eq!(quantizer_key(&opts(Quantizer::Rtn, None)), "");
+    let g = quantizer_key(&opts(Quantizer::Gptq, None));
+    let damp = format!("damp {}", edgedecoding_model::gptq::DAMP);
+    assert!(g.contains(&damp), "{g}");
+    assert!(g.contains(&format!("tokens {GPTQ_TOKENS}")), "{g}");
+    let path = |o: &Opts| cached_path(&dir, &model, o).unwrap();
+    let keys = [
+        path(&opts(Quantizer::Rtn, None)),
+        path(&opts(Quantizer::Gptq, None)),
+        path(&opts(Quantizer::Gptq, Some("a calibration text"))),
+        path(&opts(Quantizer::Gptq, Some("another calibration text"))),
+    ];
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    // the same options give the same file
+    assert_eq!(keys[1], path(&opts(Quantizer::Gptq, None)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
