@@ -5,20 +5,10 @@
 use std::path::Path;
 mod common;
 
-use common::{exe, root, tiny_hf_folder, tmp};
-use std::process::Output;
+use common::{exe, ok, root, tiny_hf_folder, tmp};
 
 use edgedecoding_model::builtin::{float_model, DEFAULT_SEED};
 use edgedecoding_model::Config;
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The number after `label` on the line that contains it.
 fn number_after(text: &str, label: &str) -> f64 {

@@ -11,16 +11,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{exe, tmp};
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{exe, ok, tmp};
 
 fn err(out: Output, what: &str) -> String {
     assert!(!out.status.success(), "{what} succeeded");

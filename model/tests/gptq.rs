@@ -1,6 +1,8 @@
 //! The GPTQ converter on the tiny built-in float model: a valid model,
 //! byte-identical for any thread count, different from round-to-nearest.
 
+mod common;
+
 use edgedecoding_model::builtin::{calib_tokens, float_model, DEFAULT_SEED};
 use edgedecoding_model::convert::{quantize_model, ConvertOptions, Quantizer};
 use edgedecoding_model::owned::{ModelBuf, OwnedHead};
@@ -83,13 +85,7 @@ fn calibration_inputs_equal_the_scalar_decoders() {
     let mut want: Vec<[Vec<_>; 3]> = (0..c.n_layers).map(|_| Default::default()).collect();
     for w in toks.chunks(c.ctx) {
         let mut mem = StateMem::new(&m.config);
-        let mut d = Decoder::new(
-            m,
-            Head::derived(&m).unwrap(),
-            State::new(&m.config, mem.bytes()).unwrap(),
-            Serial,
-        )
-        .unwrap();
+        let mut d = common::scalar_decoder(m, &mut mem);
         d.prefill_probed(w, &mut |s: StageRef<'_>| {
             let (Site::Layer(l), Values::Bfp(v)) = (s.site, s.values) else {
                 return;

@@ -10,7 +10,7 @@ mod common;
 
 use edgedecoding_model::builtin::{float_model, DEFAULT_SEED};
 use edgedecoding_model::float_ref::{FloatModel, Imitate, Parts};
-use edgedecoding_model::{Config, Decoder, Head, Serial, State, StateMem};
+use edgedecoding_model::{Config, StateMem};
 
 fn logits(m: &FloatModel, toks: &[u32], im: &Imitate) -> Vec<f32> {
     let mut out = Vec::new();
@@ -41,13 +41,7 @@ fn imitating_every_stage_lands_on_the_integer_model() {
     let m = buf.model().unwrap();
     let toks = common::tokens(128, 256, 31);
     let mut mem = StateMem::new(&cfg);
-    let mut d = Decoder::new(
-        m,
-        Head::derived(&m).unwrap(),
-        State::new(&cfg, mem.bytes()).unwrap(),
-        Serial,
-    )
-    .unwrap();
+    let mut d = common::scalar_decoder(m, &mut mem);
     let mut int = Vec::new();
     d.prefill_all(&toks, &mut |_, l| int.extend_from_slice(l))
         .unwrap();

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The CLI, with its cache of converted checkpoints in a directory of this
 /// test process (never the user's).
@@ -58,4 +58,14 @@ pub fn tiny_hf_folder(dir: &Path) -> PathBuf {
     }
     std::fs::write(hf.join("tokenizer.json"), byte_tokenizer_json()).unwrap();
     hf
+}
+
+/// The stdout of a run that must succeed (else the failure with its stderr).
+pub fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -3,7 +3,7 @@
 
 use edgedecoding_model::builtin::{generate, DEFAULT_SEED};
 use edgedecoding_model::owned::ModelBuf;
-use edgedecoding_model::Config;
+use edgedecoding_model::{Config, Decoder, Head, Model, Serial, State, StateMem};
 
 /// The tiny built-in model with `ctx` positions.
 pub fn tiny(ctx: usize) -> ModelBuf {
@@ -28,4 +28,15 @@ pub fn tokens(n: usize, vocab: u32, seed: u64) -> Vec<u32> {
             ((s >> 33) % vocab as u64) as u32
         })
         .collect()
+}
+
+/// The scalar decoder of `m` with its derived head, on a fresh state in `mem`.
+pub fn scalar_decoder<'m, 's>(m: Model<'m>, mem: &'s mut StateMem) -> Decoder<'m, 's, Serial> {
+    Decoder::new(
+        m,
+        Head::derived(&m).expect("head"),
+        State::new(&m.config, mem.bytes()).expect("state"),
+        Serial,
+    )
+    .expect("decoder")
 }
