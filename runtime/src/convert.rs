@@ -40,8 +40,9 @@ pub fn gptq_calib_text() -> String {
 }
 
 /// What else decides a conversion's bytes besides [`Opts`] (for the
-/// conversion cache's key): for `gptq`, the damping, the token budget and
-/// (without `--calib`) the built-in calibration text; empty for `rtn`.
+/// conversion cache's key): for `gptq`, the damping, the token budget,
+/// (without `--calib`) the built-in calibration text and the embedding
+/// exponent rule; empty for `rtn`.
 pub fn quantizer_key(o: &Opts) -> String {
     match o.quantizer {
         Quantizer::Rtn => String::new(),
@@ -55,7 +56,7 @@ pub fn quantizer_key(o: &Opts) -> String {
                 (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
             });
             format!(
-                "gptq damp {} tokens {GPTQ_TOKENS} inputs {:?} text {h:016x}",
+                "gptq damp {} tokens {GPTQ_TOKENS} inputs {:?} text {h:016x} emb least-squares",
                 edgedecoding_model::gptq::DAMP,
                 edgedecoding_model::gptq::INPUTS
             )
