@@ -121,6 +121,8 @@ class Model:
         progress: Optional[Callable[[str, int, int], object]] = None,
         keep_corpus: Optional[str] = None,
         keep_list: Optional[str] = None,
+        quantizer: str = "rtn",
+        cache: bool = True,
     ) -> "Model": ...
     @property
     def name(self) -> str: ...

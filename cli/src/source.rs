@@ -91,7 +91,7 @@ pub fn check_out_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub use edgedecoding_runtime::source::{cache_dir, is_checkpoint, temp_file};
+pub use edgedecoding_runtime::source::{cache_dir, conversion_cache_dir, is_checkpoint, temp_file};
 
 /// [`edgedecoding_runtime::source::write_atomic`] after [`check_out_file`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -130,7 +130,7 @@ pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<L
                 quantizer: m.conv.quantizer(),
                 calib: m.conv.calib_text()?,
             };
-            let cache = (!m.conv.no_cache).then(|| cache_dir().join("converted"));
+            let cache = (!m.conv.no_cache).then(conversion_cache_dir);
             let t0 = std::time::Instant::now();
             let pb = bar(1, "load");
             let opened = edgedecoding_runtime::source::open(

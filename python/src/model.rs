@@ -450,8 +450,15 @@ impl Model {
     /// rule of `edgedecoding convert --keep-vocab` ranked on the built-in corpus
     /// or the text file `keep_corpus`, or the explicit list file `keep_list`).
     /// `progress(stage, done, total)`, if given, is called during a conversion.
+    /// `quantizer` is `"rtn"` (round to nearest) or `"gptq"` (error-compensating,
+    /// as `convert --quantizer`). With `cache` (the default) a checkpoint's
+    /// conversion is taken from, or stored in, the command line's conversion
+    /// cache (`$EDGEDECODING_CACHE/converted`, else
+    /// `~/.cache/edgedecoding/converted`), keyed by the checkpoint and every
+    /// option that changes the bytes: a second load of the same checkpoint
+    /// converts nothing (and calls no `progress`).
     #[staticmethod]
-    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None, keep_corpus=None, keep_list=None))]
+    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None, keep_corpus=None, keep_list=None, quantizer="rtn", cache=true))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
@@ -461,7 +468,18 @@ impl Model {
         progress: Option<PyObject>,
         keep_corpus: Option<PathBuf>,
         keep_list: Option<PathBuf>,
+        quantizer: &str,
+        cache: bool,
     ) -> PyResult<Model> {
+        let quantizer = match quantizer {
+            "rtn" => convert::Quantizer::Rtn,
+            "gptq" => convert::Quantizer::Gptq,
+            q => {
+                return Err(value_error(format!(
+                    "quantizer must be \"rtn\" or \"gptq\", not {q:?}"
+                )))
+            }
+        };
         let threads = threads.map(|t| count("threads", t)).transpose()?;
         let ctx = count("ctx", ctx)?;
         let keep_vocab = keep_vocab.map(|k| count("keep_vocab", k)).transpose()?;
@@ -490,9 +508,10 @@ impl Model {
             keep,
             output_head: false,
             threads,
-            quantizer: convert::Quantizer::Rtn,
+            quantizer,
             calib: None,
         };
+        let cache_dir = cache.then(source::conversion_cache_dir);
         let mut report = |stage: &str, done: usize, total: usize| {
             if let Some(cb) = &progress {
                 // an exception in the callback is printed, not raised: the
@@ -506,7 +525,7 @@ impl Model {
         };
         let (buf, config, tok) = py
             .allow_threads(|| -> anyhow::Result<_> {
-                let opened = source::open(&path, &opts, None, false, &mut report)?;
+                let opened = source::open(&path, &opts, cache_dir.as_deref(), false, &mut report)?;
                 let model = opened.buf.model()?;
                 let config = model.config;
                 let tok: Arc<dyn Tokenizer> = Arc::from(source::tokenizer(&model, opened.bpe)?);

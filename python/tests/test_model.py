@@ -146,6 +146,8 @@ def test_model_errors(small, workdir):
         ed.Model.load(str(bad))
     with pytest.raises(ValueError, match="threads"):
         ed.Model.load(str(bad), threads=0)
+    with pytest.raises(ValueError, match='quantizer must be "rtn" or "gptq"'):
+        ed.Model.load(str(bad), quantizer="fp8")
     with pytest.raises(ValueError, match="no tokens"):
         small.generate("")
     with pytest.raises(ValueError):

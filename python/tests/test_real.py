@@ -66,3 +66,29 @@ def test_real_pruned_tokens_are_respelled(real):
         real.row_of_token(t)  # every id is kept
     assert real.detokenize(ids) == " Rome"
     assert real.config["n_kept"] == 37984 and real.config["vocab"] > 150000
+
+
+def test_real_load_converts_once_through_the_cache(real_edq, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEDECODING_CACHE", str(tmp_path))
+    stages = []
+
+    def load():
+        return ed.Model.load(
+            str(real_gguf()),
+            threads=2,
+            ctx=128,
+            keep_vocab=37984,
+            progress=lambda stage, done, total: stages.append(stage),
+        )
+
+    first = load()
+    assert stages, "the first load converts"
+    assert len(list((tmp_path / "converted").glob("*.edq"))) == 1
+    stages.clear()
+    second = load()
+    assert stages == [], "the second load is the cached conversion"
+    # both are the conversion the CLI writes with the same options
+    prompt = "def fibonacci(n):"
+    want = ed.Model.load(str(real_edq), threads=2).generate(prompt, max_tokens=12)
+    assert first.generate(prompt, max_tokens=12) == want
+    assert second.generate(prompt, max_tokens=12) == want

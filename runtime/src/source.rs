@@ -50,6 +50,11 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
+/// The directory of cached conversions: [`cache_dir`]`/converted`.
+pub fn conversion_cache_dir() -> PathBuf {
+    cache_dir().join("converted")
+}
+
 /// Where the conversion of checkpoint `path` with `opts` is cached, under
 /// `dir`: the name carries a hash of the checkpoint's canonical path, size and
 /// modification time (of every file of a folder), the options, the
