@@ -10,6 +10,7 @@ use edgedecoding_model::{cpu_chunk, Backend, Config, Decoder, Head, Model, State
 use edgedecoding_tokenizer::Tokenizer as Bpe;
 
 use crate::convert;
+use crate::keep::Keep;
 use crate::text::{ByteTokenizer, IdTokenizer, QwenTokenizer, Tokenizer};
 use crate::Progress;
 
@@ -57,9 +58,10 @@ pub fn conversion_cache_dir() -> PathBuf {
 
 /// Where the conversion of checkpoint `path` with `opts` is cached, under
 /// `dir`: the name carries a hash of the checkpoint's canonical path, size and
-/// modification time (of every file of a folder), the options, the
-/// quantizer's settings ([`convert::quantizer_key`]) and this converter's
-/// version, so a changed checkpoint, option or quantizer converts again.
+/// modification time (of every file of a folder, and of a keep-list or
+/// keep-corpus file), the options, the quantizer's settings
+/// ([`convert::quantizer_key`]) and this converter's version, so a changed
+/// checkpoint, keep file, option or quantizer converts again.
 pub fn cached_path(dir: &Path, path: &Path, opts: &convert::Opts) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
     let canon = path
@@ -73,6 +75,14 @@ pub fn cached_path(dir: &Path, path: &Path, opts: &convert::Opts) -> Result<Path
             .collect();
         files.sort();
     }
+    // a keep file is named in `opts`; its size and time also go in the key
+    let keep_file = match &opts.keep {
+        Some(Keep::List(p))
+        | Some(Keep::Count {
+            corpus: Some(p), ..
+        }) => Some(p),
+        _ => None,
+    };
     // FNV-1a over a stable text: the same key on every run and platform
     let mut key = format!(
         "{}|{:?}|{}|",
@@ -86,7 +96,7 @@ pub fn cached_path(dir: &Path, path: &Path, opts: &convert::Opts) -> Result<Path
         key.push_str(&q);
         key.push('|');
     }
-    for f in &files {
+    for f in files.iter().chain(keep_file) {
         let md = std::fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
         let mtime = md
             .modified()

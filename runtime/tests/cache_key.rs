@@ -43,3 +43,36 @@ fn cache_key_follows_quantizer_settings_and_calibration_text() {
     assert_eq!(keys[1], path(&opts(Quantizer::Gptq, None)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn cache_key_follows_the_keep_files_contents() {
+    use edgedecoding_runtime::keep::Keep;
+    let dir = std::env::temp_dir().join(format!("edq-cache-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.gguf");
+    std::fs::write(&model, b"not read").unwrap();
+    let file = dir.join("keep.txt");
+    for keep in [
+        Keep::List(file.clone()),
+        Keep::Count {
+            n: 300,
+            corpus: Some(file.clone()),
+        },
+    ] {
+        let o = Opts {
+            keep: Some(keep),
+            ..opts(Quantizer::Rtn, None)
+        };
+        std::fs::write(&file, b"0 1 2").unwrap();
+        let before = cached_path(&dir, &model, &o).unwrap();
+        assert_eq!(before, cached_path(&dir, &model, &o).unwrap());
+        // the same path with other contents (another size) is another key
+        std::fs::write(&file, b"0 1 2 3").unwrap();
+        assert_ne!(before, cached_path(&dir, &model, &o).unwrap());
+        // a keep file that is gone is an error that names it
+        std::fs::remove_file(&file).unwrap();
+        let e = format!("{:#}", cached_path(&dir, &model, &o).unwrap_err());
+        assert!(e.contains("keep.txt"), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
