@@ -14,6 +14,7 @@ use crate::edq::write::{with_extras, write_edq};
 use crate::edq::{DType, EdqFile, Extras, Globals, FORMATS_LEN};
 use crate::error::{ModelError, TensorName};
 use crate::float_ref::{FloatModel, Stats};
+use crate::gptq::N_INPUTS;
 
 /// Headroom factor kept above the calibrated maximum of Q and K (RoPE can grow
 /// a component by sqrt(2); unseen text can be larger).
@@ -342,8 +343,8 @@ fn quantize_with(
             None => None,
             Some(inp) => Some(inp.layer_factors(l, opts.threads)?),
         };
-        // factor of input i of `gptq::INPUTS` (down keeps round-to-nearest)
-        let u_of = |i: usize| us.as_ref().map(|u: &[Vec<f64>; 3]| u[i].as_slice());
+        // factor of input i of `gptq::INPUTS` (o and down keep round-to-nearest)
+        let u_of = |i: usize| us.as_ref().map(|u: &[Vec<f64>; N_INPUTS]| u[i].as_slice());
         let q_frac = frac_for(stats.max_q[l], QK_HEADROOM);
         let k_frac = frac_for(stats.max_k[l], QK_HEADROOM);
         let v_frac = frac_for(stats.max_v[l], V_HEADROOM);
@@ -387,10 +388,10 @@ fn quantize_with(
         owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.k_b, k_frac)));
         push_mat(&mut owned, &lw.v_w, kv, h, "attn_v", u_of(0))?;
         owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.v_b, v_frac)));
-        push_mat(&mut owned, &lw.o_w, h, h, "attn_output", u_of(1))?;
+        push_mat(&mut owned, &lw.o_w, h, h, "attn_output", None)?;
         owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
-        push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate", u_of(2))?;
-        push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up", u_of(2))?;
+        push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate", u_of(1))?;
+        push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up", u_of(1))?;
         push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down", None)?;
     }
     progress(stage, c.n_layers, c.n_layers);

@@ -31,7 +31,8 @@ fn gptq_model_is_deterministic_valid_and_differs_from_rtn() {
     let rtn = convert(Quantizer::Rtn, 2);
     assert_eq!(rtn.len(), one.len());
     assert!(rtn != one);
-    // ffn_down keeps round-to-nearest bit for bit; the compensated matrices differ
+    // ffn_down and attn_output keep round-to-nearest bit for bit; the
+    // compensated matrices differ
     {
         use edgedecoding_kernels::format::{ApotMatrix, ApotWeights};
         let (bg, br) = (ModelBuf::from_bytes(&one), ModelBuf::from_bytes(&rtn));
@@ -45,6 +46,7 @@ fn gptq_model_is_deterministic_valid_and_differs_from_rtn() {
         for l in 0..mg.config.n_layers {
             let (lg, lr) = (mg.layer(l).unwrap(), mr.layer(l).unwrap());
             assert!(same(&lg.down, &lr.down), "layer {l}: ffn_down changed");
+            assert!(same(&lg.o, &lr.o), "layer {l}: attn_output changed");
             assert!(!same(&lg.q, &lr.q), "layer {l}: attn_q not compensated");
             assert!(
                 !same(&lg.gate, &lr.gate),
@@ -82,7 +84,7 @@ fn calibration_inputs_equal_the_scalar_decoders() {
     assert_eq!(got.tokens, toks.len());
     let buf = ModelBuf::from_bytes(&edq);
     let m = buf.model().unwrap();
-    let mut want: Vec<[Vec<_>; 3]> = (0..c.n_layers).map(|_| Default::default()).collect();
+    let mut want: Vec<[Vec<_>; 2]> = (0..c.n_layers).map(|_| Default::default()).collect();
     for w in toks.chunks(c.ctx) {
         let mut mem = StateMem::new(&m.config);
         let mut d = common::scalar_decoder(m, &mut mem);
@@ -90,11 +92,10 @@ fn calibration_inputs_equal_the_scalar_decoders() {
             let (Site::Layer(l), Values::Bfp(v)) = (s.site, s.values) else {
                 return;
             };
-            // q/k/v, o and gate/up; ffn_down keeps round-to-nearest
+            // q/k/v and gate/up; o and ffn_down keep round-to-nearest
             let i = match s.stage {
                 Stage::AttnBfp => 0,
-                Stage::OBfp => 1,
-                Stage::MlpBfp => 2,
+                Stage::MlpBfp => 1,
                 _ => return,
             };
             want[l][i].extend_from_slice(v);
@@ -102,7 +103,7 @@ fn calibration_inputs_equal_the_scalar_decoders() {
         .unwrap();
     }
     for l in 0..c.n_layers {
-        for i in 0..3 {
+        for i in 0..2 {
             assert!(!want[l][i].is_empty());
             assert!(got.blocks[l][i] == want[l][i], "layer {l} input {i}");
         }
