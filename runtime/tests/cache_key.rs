@@ -4,6 +4,7 @@
 
 use edgedecoding_runtime::convert::{quantizer_key, Opts, Quantizer, GPTQ_TOKENS};
 use edgedecoding_runtime::source::cached_path;
+use std::path::PathBuf;
 
 fn opts(q: Quantizer, calib: Option<&str>) -> Opts {
     Opts {
@@ -16,12 +17,19 @@ fn opts(q: Quantizer, calib: Option<&str>) -> Opts {
     }
 }
 
-#[test]
-fn cache_key_follows_quantizer_settings_and_calibration_text() {
-    let dir = std::env::temp_dir().join(format!("edq-cache-key-{}", std::process::id()));
+/// A fresh directory `tag` holding a stand-in checkpoint (the key reads its
+/// metadata only): `(dir, model)`.
+fn fake_model(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("edq-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = dir.join("m.gguf");
     std::fs::write(&model, b"not read").unwrap();
+    (dir, model)
+}
+
+#[test]
+fn cache_key_follows_quantizer_settings_and_calibration_text() {
+    let (dir, model) = fake_model("cache-key");
     assert_eq!(quantizer_key(&opts(Quantizer::Rtn, None)), "");
     let g = quantizer_key(&opts(Quantizer::Gptq, None));
     let damp = format!("damp {}", edgedecoding_model::gptq::DAMP);
@@ -47,10 +55,7 @@ fn cache_key_follows_quantizer_settings_and_calibration_text() {
 #[test]
 fn cache_key_follows_the_keep_files_contents() {
     use edgedecoding_runtime::keep::Keep;
-    let dir = std::env::temp_dir().join(format!("edq-cache-keep-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let model = dir.join("m.gguf");
-    std::fs::write(&model, b"not read").unwrap();
+    let (dir, model) = fake_model("cache-keep");
     let file = dir.join("keep.txt");
     for keep in [
         Keep::List(file.clone()),
