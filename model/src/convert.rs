@@ -11,10 +11,9 @@ use edgedecoding_kernels::GROUP;
 
 use crate::config::Config;
 use crate::edq::write::{with_extras, write_edq};
-use crate::edq::{DType, EdqFile, Extras, Globals, FORMATS_LEN};
+use crate::edq::{n_tensors, DType, EdqFile, Extras, Globals, FORMATS_LEN};
 use crate::error::{ModelError, TensorName};
 use crate::float_ref::{FloatModel, Stats};
-use crate::gptq::N_INPUTS;
 
 /// Headroom factor kept above the calibrated maximum of Q and K (RoPE can grow
 /// a component by sqrt(2); unseen text can be larger).
@@ -30,8 +29,8 @@ pub enum Quantizer {
     /// models and the golden vectors use it.
     #[default]
     Rtn,
-    /// Error-compensating ([`crate::gptq`]): Hessians of every linear layer's
-    /// inputs from the round-to-nearest integer model on
+    /// Error-compensating ([`crate::gptq`]): Hessians of the q/k/v and
+    /// gate/up inputs from the round-to-nearest integer model on
     /// [`ConvertOptions::gptq_tokens`], then GPTQ per matrix.
     Gptq,
 }
@@ -221,29 +220,69 @@ pub fn emb_exp_min_error(emb: &[f32]) -> i32 {
     best.0
 }
 
+/// An entry of a file being written: dtype, rows, cols, bytes.
+type Entry = (DType, u64, u64, Vec<u8>);
+
+/// A weight matrix of layer `l`.
+struct Mat<'w> {
+    w: &'w [f32],
+    rows: usize,
+    cols: usize,
+    l: usize,
+    name: &'static str,
+}
+
+/// A matrix GPTQ quantizes again: its codes entry is `owned[at]` (exponents
+/// and row exponents follow), its input is `gptq::INPUTS[input]`.
+struct Redo<'w> {
+    at: usize,
+    input: usize,
+    mat: Mat<'w>,
+}
+
+/// Pushes the round-to-nearest codes, exponents and row exponents of `m`;
+/// `input`: its input in `gptq::INPUTS` (o and down have none: they keep
+/// round-to-nearest), noted in `redo`.
+fn push_mat<'w>(
+    owned: &mut Vec<Entry>,
+    redo: &mut Vec<Redo<'w>>,
+    m: Mat<'w>,
+    input: Option<usize>,
+    threads: usize,
+) -> Result<(), ModelError> {
+    if m.w.iter().any(|x| !x.is_finite()) {
+        return Err(ModelError::BadValue {
+            name: TensorName::layer(m.l, m.name),
+            reason: "non-finite weight",
+        });
+    }
+    let p = quantize_matrix(m.w, m.rows, m.cols, threads)?;
+    let (rows, cols) = (m.rows as u64, m.cols as u64);
+    if let Some(input) = input {
+        redo.push(Redo {
+            at: owned.len(),
+            input,
+            mat: m,
+        });
+    }
+    owned.push((DType::ApotCodes, rows, cols, p.codes));
+    owned.push((DType::ApotExps, rows, cols, p.exps));
+    owned.push((DType::I8, 1, rows, p.rexp));
+    Ok(())
+}
+
 /// Converts a float model to `.edq` bytes: calibrates the Q/K/V formats with
 /// the float reference on `opts.calib_tokens`, quantizes every matrix with the
 /// exhaustive APoT search, the embedding to 10 bits, norms and biases to their
 /// fixed-point formats, and stores the RoPE ROM ([`rope_rom`]) and the
-/// tokenizer. Same input, same bytes.
+/// tokenizer. With [`Quantizer::Gptq`] that round-to-nearest model (with the
+/// least-squares embedding exponent) is then run on
+/// [`ConvertOptions::gptq_tokens`] and the matrices that read [`crate::gptq::INPUTS`]
+/// are quantized again by GPTQ; the rest of the file is the same. Same input,
+/// same bytes.
 pub fn quantize_model(
     fm: &FloatModel,
     opts: &ConvertOptions,
-    progress: Progress<'_>,
-) -> Result<Vec<u8>, ModelError> {
-    let emb_rule: fn(&[f32]) -> i32 = match opts.quantizer {
-        Quantizer::Rtn => |emb| emb_exp_for(max_abs(emb)),
-        Quantizer::Gptq => emb_exp_min_error,
-    };
-    quantize_with(fm, opts, emb_rule, progress)
-}
-
-/// [`quantize_model`] with the embedding exponent from `emb_rule` (the GPTQ
-/// calibration model is the round-to-nearest one with GPTQ's embedding).
-fn quantize_with(
-    fm: &FloatModel,
-    opts: &ConvertOptions,
-    emb_rule: fn(&[f32]) -> i32,
     progress: Progress<'_>,
 ) -> Result<Vec<u8>, ModelError> {
     let c = fm.config;
@@ -269,34 +308,11 @@ fn quantize_with(
         &mut |_, _| {},
     )?;
     progress("calibrate", 1, 1);
-    let inputs = match opts.quantizer {
-        Quantizer::Rtn => None,
-        Quantizer::Gptq => {
-            let rtn = quantize_with(
-                fm,
-                &ConvertOptions {
-                    quantizer: Quantizer::Rtn,
-                    tokenizer: None,
-                    ..opts.clone()
-                },
-                emb_rule,
-                &mut |_, _, _| {},
-            )?;
-            let toks = if opts.gptq_tokens.is_empty() {
-                &opts.calib_tokens
-            } else {
-                &opts.gptq_tokens
-            };
-            Some(crate::gptq::collect_inputs(
-                &rtn,
-                toks,
-                opts.threads,
-                progress,
-            )?)
-        }
-    };
     let h = c.hidden;
-    let emb_exp = emb_rule(&fm.emb);
+    let emb_exp = match opts.quantizer {
+        Quantizer::Rtn => emb_exp_for(max_abs(&fm.emb)),
+        Quantizer::Gptq => emb_exp_min_error(&fm.emb),
+    };
     let emb_codes: Vec<u8> = fm
         .emb
         .iter()
@@ -311,7 +327,7 @@ fn quantize_with(
         eps_q40: libm::round(fm.eps as f64 * libm::ldexp(1.0, 40))
             .clamp((1u64 << 20) as f64, (1u64 << 40) as f64) as u64,
     };
-    let mut owned: Vec<(DType, u64, u64, Vec<u8>)> = Vec::new();
+    let mut owned: Vec<Entry> = Vec::new();
     owned.push((DType::I16, c.n_kept as u64, h as u64, emb_codes));
     owned.push((
         DType::I16,
@@ -332,19 +348,9 @@ fn quantize_with(
         ));
     }
     let kv = c.kv_dim();
-    let stage = match opts.quantizer {
-        Quantizer::Rtn => "quantize",
-        Quantizer::Gptq => "gptq",
-    };
+    let mut redo: Vec<Redo<'_>> = Vec::new();
     for (l, lw) in fm.layers.iter().enumerate() {
-        progress(stage, l, c.n_layers);
-        // the upper Cholesky factors of the inverse Hessians of the four inputs
-        let us = match &inputs {
-            None => None,
-            Some(inp) => Some(inp.layer_factors(l, opts.threads)?),
-        };
-        // factor of input i of `gptq::INPUTS` (o and down keep round-to-nearest)
-        let u_of = |i: usize| us.as_ref().map(|u: &[Vec<f64>; N_INPUTS]| u[i].as_slice());
+        progress("quantize", l, c.n_layers);
         let q_frac = frac_for(stats.max_q[l], QK_HEADROOM);
         let k_frac = frac_for(stats.max_k[l], QK_HEADROOM);
         let v_frac = frac_for(stats.max_v[l], V_HEADROOM);
@@ -360,52 +366,156 @@ fn quantize_with(
         ]);
         owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.attn_norm, an)));
         owned.push((DType::U8, 1, FORMATS_LEN as u64, formats.to_vec()));
-        let push_mat = |owned: &mut Vec<(DType, u64, u64, Vec<u8>)>,
-                        w: &[f32],
-                        rows: usize,
-                        cols: usize,
-                        name: &str,
-                        u: Option<&[f64]>|
-         -> Result<(), ModelError> {
-            if w.iter().any(|x| !x.is_finite()) {
-                return Err(ModelError::BadValue {
-                    name: TensorName::layer(l, name),
-                    reason: "non-finite weight",
-                });
-            }
-            let p = match u {
-                None => quantize_matrix(w, rows, cols, opts.threads)?,
-                Some(u) => crate::gptq::quantize_matrix_gptq(w, rows, cols, u, opts.threads)?,
-            };
-            owned.push((DType::ApotCodes, rows as u64, cols as u64, p.codes));
-            owned.push((DType::ApotExps, rows as u64, cols as u64, p.exps));
-            owned.push((DType::I8, 1, rows as u64, p.rexp));
-            Ok(())
-        };
-        push_mat(&mut owned, &lw.q_w, h, h, "attn_q", u_of(0))?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.q_w,
+                rows: h,
+                cols: h,
+                l,
+                name: "attn_q",
+            },
+            Some(0),
+            opts.threads,
+        )?;
         owned.push((DType::I32, 1, h as u64, to_i32_frac(&lw.q_b, q_frac)));
-        push_mat(&mut owned, &lw.k_w, kv, h, "attn_k", u_of(0))?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.k_w,
+                rows: kv,
+                cols: h,
+                l,
+                name: "attn_k",
+            },
+            Some(0),
+            opts.threads,
+        )?;
         owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.k_b, k_frac)));
-        push_mat(&mut owned, &lw.v_w, kv, h, "attn_v", u_of(0))?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.v_w,
+                rows: kv,
+                cols: h,
+                l,
+                name: "attn_v",
+            },
+            Some(0),
+            opts.threads,
+        )?;
         owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.v_b, v_frac)));
-        push_mat(&mut owned, &lw.o_w, h, h, "attn_output", None)?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.o_w,
+                rows: h,
+                cols: h,
+                l,
+                name: "attn_output",
+            },
+            None,
+            opts.threads,
+        )?;
         owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
-        push_mat(&mut owned, &lw.gate, c.ffn, h, "ffn_gate", u_of(1))?;
-        push_mat(&mut owned, &lw.up, c.ffn, h, "ffn_up", u_of(1))?;
-        push_mat(&mut owned, &lw.down, h, c.ffn, "ffn_down", None)?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.gate,
+                rows: c.ffn,
+                cols: h,
+                l,
+                name: "ffn_gate",
+            },
+            Some(1),
+            opts.threads,
+        )?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.up,
+                rows: c.ffn,
+                cols: h,
+                l,
+                name: "ffn_up",
+            },
+            Some(1),
+            opts.threads,
+        )?;
+        push_mat(
+            &mut owned,
+            &mut redo,
+            Mat {
+                w: &lw.down,
+                rows: h,
+                cols: c.ffn,
+                l,
+                name: "ffn_down",
+            },
+            None,
+            opts.threads,
+        )?;
     }
-    progress(stage, c.n_layers, c.n_layers);
-    let refs: Vec<(DType, u64, u64, &[u8])> = owned
-        .iter()
-        .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))
-        .collect();
+    progress("quantize", c.n_layers, c.n_layers);
     let rom = rope_rom(&c)?;
-    let extras = Extras {
-        tokenizer: opts.tokenizer.as_deref(),
-        rope_rom: Some(bytemuck::cast_slice(&rom)),
-        simd: None,
+    let write = |tensors: &[(DType, u64, u64, &[u8])], tokenizer: Option<&[u8]>| {
+        let extras = Extras {
+            tokenizer,
+            rope_rom: Some(bytemuck::cast_slice(&rom)),
+            simd: None,
+        };
+        write_edq(&c, &globals, tensors, &extras)
     };
-    write_edq(&c, &globals, &refs, &extras)
+    fn refs(owned: &[Entry]) -> Vec<(DType, u64, u64, &[u8])> {
+        owned
+            .iter()
+            .map(|(d, r, cl, v)| (*d, *r, *cl, v.as_slice()))
+            .collect()
+    }
+    if opts.quantizer == Quantizer::Rtn {
+        return write(&refs(&owned), opts.tokenizer.as_deref());
+    }
+    // GPTQ: the round-to-nearest integer model computes the inputs; its file
+    // is then the source of every entry GPTQ does not replace
+    let rtn = write(&refs(&owned), None)?;
+    drop(owned);
+    let toks = if opts.gptq_tokens.is_empty() {
+        &opts.calib_tokens
+    } else {
+        &opts.gptq_tokens
+    };
+    let inputs = crate::gptq::collect_inputs(&rtn, toks, opts.threads, progress)?;
+    let mut packed = Vec::with_capacity(redo.len());
+    let mut next = redo.iter().peekable();
+    for l in 0..c.n_layers {
+        progress("gptq", l, c.n_layers);
+        // the upper Cholesky factors of the inverse Hessians of the inputs
+        let u = inputs.layer_factors(l, opts.threads)?;
+        while let Some(r) = next.next_if(|r| r.mat.l == l) {
+            let m = &r.mat;
+            let p =
+                crate::gptq::quantize_matrix_gptq(m.w, m.rows, m.cols, &u[r.input], opts.threads)?;
+            packed.push((r.at, p));
+        }
+    }
+    drop(inputs);
+    progress("gptq", c.n_layers, c.n_layers);
+    let f = EdqFile::parse(&rtn)?;
+    let mut tensors = (0..n_tensors(&c))
+        .map(|i| f.entry(i).map(|e| (e.dtype, e.rows, e.cols, e.data)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (at, p) in &packed {
+        tensors[*at].3 = &p.codes;
+        tensors[*at + 1].3 = &p.exps;
+        tensors[*at + 2].3 = &p.rexp;
+    }
+    write(&tensors, opts.tokenizer.as_deref())
 }
 
 #[cfg(test)]
