@@ -121,7 +121,7 @@ class Model:
         progress: Optional[Callable[[str, int, int], object]] = None,
         keep_corpus: Optional[str] = None,
         keep_list: Optional[str] = None,
-        quantizer: str = "rtn",
+        quantizer: str = "gptq",
         cache: bool = True,
     ) -> "Model": ...
     @property

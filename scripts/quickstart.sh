@@ -2,9 +2,9 @@
 # The README's main command: real text from the real model on this CPU.
 # Fetches the Qwen2 0.5B GGUF once (scripts/fetch-model.sh, ~491 MB); the
 # first `generate` on it converts it to a self-contained integer model with
-# its SIMD layout and caches that (~/.cache/edgedecoding/converted, about a
-# minute), then generates after the prompt. Later runs start in well under a
-# second.
+# its SIMD layout and caches that (~/.cache/edgedecoding/converted, about
+# three minutes on 2 cores), then generates after the prompt. Later runs start
+# in well under a second.
 #
 # Usage: scripts/quickstart.sh [PROMPT] [extra `generate` options, e.g. -n 64]
 set -euo pipefail

@@ -209,8 +209,9 @@ fn hugging_face_folder_direct_and_converted_agree() {
 }
 
 /// `convert --quantizer gptq` on a Hugging Face folder: the same bytes for
-/// any thread count (the built-in and a `--calib` text), a model that runs,
-/// and not the round-to-nearest file.
+/// any thread count (the built-in and a `--calib` text), the same as without
+/// `--quantizer` (the default), a model that runs, and not the
+/// round-to-nearest file.
 #[test]
 fn gptq_conversion_is_deterministic_across_threads() {
     let dir = tmp("gptq");
@@ -239,6 +240,8 @@ fn gptq_conversion_is_deterministic_across_threads() {
     let g1 = convert(&["--quantizer", "gptq", "-t", "1"], "g1.edq");
     let g3 = convert(&["--quantizer", "gptq", "-t", "3"], "g3.edq");
     assert!(g1 == g3);
+    // gptq is the default
+    assert!(convert(&["-t", "2"], "default.edq") == g1);
     let rtn = convert(&["--quantizer", "rtn", "-t", "2"], "rtn.edq");
     assert!(rtn != g1 && rtn.len() == g1.len());
     let c = calib.to_str().unwrap();

@@ -27,11 +27,12 @@ pub const V_HEADROOM: f32 = 2.0;
 pub enum Quantizer {
     /// Each group rounded to its nearest grid point (SPEC §2.4); the built-in
     /// models and the golden vectors use it.
-    #[default]
     Rtn,
-    /// Error-compensating ([`crate::gptq`]): Hessians of the q/k/v and
-    /// gate/up inputs from the round-to-nearest integer model on
-    /// [`ConvertOptions::gptq_tokens`], then GPTQ per matrix.
+    /// Error-compensating ([`crate::gptq`]; the default: closer to the float
+    /// model than [`Quantizer::Rtn`] on every text measured, SPEC §2.4.1):
+    /// Hessians of the q/k/v and gate/up inputs from the round-to-nearest
+    /// integer model on [`ConvertOptions::gptq_tokens`], then GPTQ per matrix.
+    #[default]
     Gptq,
 }
 

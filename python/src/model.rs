@@ -443,22 +443,22 @@ fn sampler(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> PyResult<Sa
 impl Model {
     /// Loads a model: a `.edq` file (memory-mapped), a `.gguf` file or a
     /// Hugging Face folder (converted now, as `edgedecoding convert` does:
-    /// about a minute for Qwen2.5-0.5B). `threads` defaults to every core
-    /// (results are identical for any count); `ctx`, `keep_vocab`,
+    /// about three minutes for Qwen2.5-0.5B on 2 cores). `threads` defaults to
+    /// every core (results are identical for any count); `ctx`, `keep_vocab`,
     /// `keep_corpus` and `keep_list` apply to checkpoints only (KV-cache
     /// capacity; vocabulary pruning as the accelerator's 37984, by the keep-list
     /// rule of `edgedecoding convert --keep-vocab` ranked on the built-in corpus
     /// or the text file `keep_corpus`, or the explicit list file `keep_list`).
     /// `progress(stage, done, total)`, if given, is called during a conversion.
-    /// `quantizer` is `"rtn"` (round to nearest) or `"gptq"` (error-compensating,
-    /// as `convert --quantizer`). With `cache` (the default) a checkpoint's
-    /// conversion is taken from, or stored in, the command line's conversion
-    /// cache (`$EDGEDECODING_CACHE/converted`, else
+    /// `quantizer` is `"gptq"` (error-compensating, the default) or `"rtn"`
+    /// (round to nearest), as `convert --quantizer`. With `cache` (the
+    /// default) a checkpoint's conversion is taken from, or stored in, the
+    /// command line's conversion cache (`$EDGEDECODING_CACHE/converted`, else
     /// `~/.cache/edgedecoding/converted`), keyed by the checkpoint and every
     /// option that changes the bytes: a second load of the same checkpoint
     /// converts nothing (and calls no `progress`).
     #[staticmethod]
-    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None, keep_corpus=None, keep_list=None, quantizer="rtn", cache=true))]
+    #[pyo3(signature = (path, threads=None, ctx=1024, keep_vocab=None, progress=None, keep_corpus=None, keep_list=None, quantizer="gptq", cache=true))]
     fn load(
         py: Python<'_>,
         path: PathBuf,

@@ -1,5 +1,6 @@
 """Model: generation equals the CLI's output bit for bit; the other calls."""
 
+import json
 import os
 import pathlib
 import re
@@ -193,3 +194,35 @@ def test_context_full_stops_generation(cli, small_edq, workdir):
     assert len(g.tokens) == 1024 - 10 + 1 and g.context_full
     want, err = cli_generate(cli, small_edq, "a" * 10, 2000)
     assert text == want and "context full" in err
+
+
+def _byte_level(b):
+    """GPT-2's byte-to-character map of byte-level BPE (one byte)."""
+    keep = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    if b in keep:
+        return chr(b)
+    return chr(256 + [x for x in range(256) if x not in keep].index(b))
+
+
+def test_checkpoint_quantizer_default_is_gptq(tmp_path):
+    # the committed tiny Hugging Face checkpoint (vocabulary 256) with a
+    # byte-level tokenizer of its 256 byte tokens
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    fix = repo / "checkpoint/tests/fixtures/tiny_hf"
+    hf = tmp_path / "tiny_hf"
+    hf.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (hf / f).write_bytes((fix / f).read_bytes())
+    tok = json.loads((repo / "tokenizer/tests/fixtures/tiny_tokenizer.json").read_text())
+    tok["model"]["vocab"] = {_byte_level(b): b for b in range(256)}
+    tok["model"]["merges"] = []
+    tok["added_tokens"] = []
+    (hf / "tokenizer.json").write_text(json.dumps(tok))
+
+    def logits(**kw):
+        m = ed.Model.load(str(hf), threads=1, ctx=64, cache=False, **kw)
+        return m.prefill(np.arange(3, 60, 3, dtype=np.int32), all_logits=True)
+
+    default, gptq, rtn = logits(), logits(quantizer="gptq"), logits(quantizer="rtn")
+    eq(default, gptq)
+    assert default.shape == rtn.shape and not np.array_equal(default, rtn)
