@@ -10,6 +10,7 @@ mod common;
 
 use common::*;
 use edgedecoding_checkpoint::{gguf, load_float_model, Error, GgufFile, LoadOptions};
+use edgedecoding_testkit::{mutate_json, Lcg};
 use std::collections::BTreeMap;
 
 const HUGE: [u64; 6] = [
@@ -159,50 +160,6 @@ fn random_mutations_of_the_types_fixture_never_panic() {
     }
 }
 
-fn mutate_json(rng: &mut Rng, b: &mut Vec<u8>) {
-    const NUMS: [&str; 8] = [
-        "9223372036854775808",
-        "18446744073709551616",
-        "4294967296",
-        "-1",
-        "0",
-        "1e999",
-        "0.5",
-        "null",
-    ];
-    match rng.below(5) {
-        0 => b.truncate(rng.below(b.len())),
-        1 => {
-            let i = rng.below(b.len());
-            b[i] = {
-                let punct = b"{}[]\":,0123456789-./ ";
-                punct[rng.below(punct.len())]
-            };
-        }
-        2 => {
-            let starts: Vec<usize> = (1..b.len())
-                .filter(|&i| b[i].is_ascii_digit() && !b[i - 1].is_ascii_digit())
-                .collect();
-            if !starts.is_empty() {
-                let s = starts[rng.below(starts.len())];
-                let e = (s..b.len())
-                    .find(|&i| !b[i].is_ascii_digit())
-                    .unwrap_or(b.len());
-                b.splice(s..e, NUMS[rng.below(NUMS.len())].bytes());
-            }
-        }
-        3 => {
-            let i = rng.below(b.len());
-            b[i] ^= 1 << rng.below(8);
-        }
-        _ => {
-            let i = rng.below(b.len());
-            let n = (1 + rng.below(24)).min(b.len() - i);
-            b.drain(i..i + n);
-        }
-    }
-}
-
 /// `config.json` and `model.safetensors.index.json` of the sharded folder,
 /// mutated: a model or a typed error.
 #[test]
@@ -212,7 +169,7 @@ fn mutated_config_and_index_load_or_give_typed_errors() {
     load_float_model(d.path(), &opts).unwrap();
     let cfg = std::fs::read(d.path().join("config.json")).unwrap();
     let idx = std::fs::read(d.path().join("model.safetensors.index.json")).unwrap();
-    let mut rng = Rng(0xc0f1);
+    let mut rng = Lcg(0xc0f1);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     let mut ok = 0;
     for case in 0..800 {

@@ -10,22 +10,8 @@ use edgedecoding_reference_vectors::manifest::{
     sha256_hex, CaseEntry, DType, FileEntry, Manifest, Role, MANIFEST,
 };
 use edgedecoding_reference_vectors::verify::{verify, Outcome, VerifyOptions};
-use edgedecoding_testkit::Lcg;
+use edgedecoding_testkit::{mutate_json, Lcg};
 use serde_json::Map;
-
-const HUGE: [&str; 7] = [
-    "9223372036854775808",
-    "18446744073709551615",
-    "18446744073709551616",
-    "4294967296",
-    "-1",
-    "1e999",
-    "0",
-];
-
-fn below(r: &mut Lcg, n: usize) -> usize {
-    (r.next() % n.max(1) as u64) as usize
-}
 
 fn file(path: &str, role: Role, dtype: DType, shape: Vec<usize>, data: &[u8]) -> FileEntry {
     FileEntry {
@@ -111,45 +97,6 @@ fn tmp(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("edv-mut-{tag}-{}", std::process::id()))
 }
 
-fn mutate(r: &mut Lcg, b: &mut Vec<u8>) {
-    match below(r, 6) {
-        0 => b.truncate(below(r, b.len())),
-        1 => {
-            let i = below(r, b.len());
-            b[i] ^= 1 << below(r, 8);
-        }
-        2 => {
-            let i = below(r, b.len());
-            b[i] = {
-                let punct = b"{}[]\":,0123456789-./";
-                punct[below(r, punct.len())]
-            };
-        }
-        3 => {
-            let starts: Vec<usize> = (1..b.len())
-                .filter(|&i| b[i].is_ascii_digit() && !b[i - 1].is_ascii_digit())
-                .collect();
-            if !starts.is_empty() {
-                let s = starts[below(r, starts.len())];
-                let e = (s..b.len())
-                    .find(|&i| !b[i].is_ascii_digit())
-                    .unwrap_or(b.len());
-                b.splice(s..e, HUGE[below(r, HUGE.len())].bytes());
-            }
-        }
-        4 => {
-            let i = below(r, b.len() + 1);
-            let v = r.next() as u8;
-            b.splice(i..i, std::iter::repeat_n(v, 1 + below(r, 4)));
-        }
-        _ => {
-            let i = below(r, b.len());
-            let n = (1 + below(r, 32)).min(b.len() - i);
-            b.drain(i..i + n);
-        }
-    }
-}
-
 #[test]
 fn mutated_manifests_parse_or_are_refused() {
     let dir = tmp("parse");
@@ -160,8 +107,8 @@ fn mutated_manifests_parse_or_are_refused() {
     let (mut ok, mut err) = (0, 0);
     for _ in 0..4000 {
         let mut b = text.clone().into_bytes();
-        for _ in 0..1 + below(&mut r, 2) {
-            mutate(&mut r, &mut b);
+        for _ in 0..1 + r.below(2) {
+            mutate_json(&mut r, &mut b);
         }
         match Manifest::parse(&String::from_utf8_lossy(&b)) {
             Ok(p) => {
@@ -239,13 +186,13 @@ fn verify_reports_device_damage_and_refuses_golden_damage() {
             let p = ddir.join(&f.path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             let mut d = data[i].clone();
-            let w = match below(&mut r, 4) {
+            let w = match r.below(4) {
                 0 => {
                     want.push(Outcome::Missing);
                     continue;
                 }
                 1 => {
-                    let at = below(&mut r, d.len());
+                    let at = r.below(d.len());
                     d[at] ^= 1 + (r.next() as u8 % 255);
                     Outcome::Differ {
                         count: 1,
@@ -255,7 +202,7 @@ fn verify_reports_device_damage_and_refuses_golden_damage() {
                 2 => {
                     let n = d.len();
                     if r.next() % 2 == 0 {
-                        d.truncate(below(&mut r, n));
+                        d.truncate(r.below(n));
                     } else {
                         d.push(r.next() as u8);
                     }
@@ -305,7 +252,7 @@ fn verify_reports_device_damage_and_refuses_golden_damage() {
     let text = m.to_json_string().into_bytes();
     for _ in 0..300 {
         let mut b = text.clone();
-        mutate(&mut r, &mut b);
+        mutate_json(&mut r, &mut b);
         std::fs::write(gdir.join(MANIFEST), &b).unwrap();
         let _ = verify(&gdir, &ddir, &o);
     }

@@ -10,77 +10,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use edgedecoding_testkit::Lcg;
+use edgedecoding_testkit::{mutate_json, Lcg};
 use edgedecoding_tokenizer::{bytes_to_byte_level, Error, GgufVocab, Tokenizer};
-
-/// Values written over a number of the JSON: huge, negative, fractional,
-/// exponent, and the edges of u32 / u64.
-const HUGE: [&str; 9] = [
-    "9223372036854775808",
-    "18446744073709551615",
-    "18446744073709551616",
-    "4294967296",
-    "4294967295",
-    "-1",
-    "0.5",
-    "1e999",
-    "99999999999999999999999999",
-];
-
-fn below(r: &mut Lcg, n: usize) -> usize {
-    (r.next() % n.max(1) as u64) as usize
-}
-
-fn mutate(r: &mut Lcg, b: &mut Vec<u8>) {
-    match below(r, 7) {
-        0 => b.truncate(below(r, b.len())),
-        1 => {
-            for _ in 0..1 + below(r, 4) {
-                let i = below(r, b.len());
-                b[i] ^= 1 << below(r, 8);
-            }
-        }
-        2 => {
-            let i = below(r, b.len());
-            b[i] = {
-                let punct = b"{}[]\":,0123456789-\\ ";
-                punct[below(r, punct.len())]
-            };
-        }
-        3 => {
-            // a run of digits replaced by a huge or odd number
-            let digits: Vec<usize> = (1..b.len())
-                .filter(|&i| b[i].is_ascii_digit() && !b[i - 1].is_ascii_digit())
-                .collect();
-            if !digits.is_empty() {
-                let s = digits[below(r, digits.len())];
-                let e = (s..b.len())
-                    .find(|&i| !b[i].is_ascii_digit())
-                    .unwrap_or(b.len());
-                b.splice(s..e, HUGE[below(r, HUGE.len())].bytes());
-            }
-        }
-        4 => {
-            let i = below(r, b.len() + 1);
-            let n = 1 + below(r, 8);
-            let v = r.next() as u8;
-            b.splice(i..i, std::iter::repeat_n(v, n));
-        }
-        5 => {
-            let i = below(r, b.len());
-            let n = (1 + below(r, 64)).min(b.len() - i);
-            b.drain(i..i + n);
-        }
-        _ => {
-            // duplicate a slice somewhere else (repeats keys, entries)
-            let i = below(r, b.len());
-            let n = (1 + below(r, 200)).min(b.len() - i);
-            let piece = b[i..i + n].to_vec();
-            let at = below(r, b.len() + 1);
-            b.splice(at..at, piece);
-        }
-    }
-}
 
 fn variant(e: &Error) -> &'static str {
     match e {
@@ -126,10 +57,8 @@ fn run(
     let mut errs = BTreeMap::new();
     for _ in 0..cases {
         let mut b = good.to_vec();
-        for _ in 0..1 + below(&mut r, 2) {
-            if !b.is_empty() {
-                mutate(&mut r, &mut b);
-            }
+        for _ in 0..1 + r.below(2) {
+            mutate_json(&mut r, &mut b);
         }
         match load(&b) {
             Ok(t) => {
@@ -291,10 +220,8 @@ fn random_text_round_trips_and_random_ids_decode_or_name_the_id() {
     ];
     let mut r = Lcg(0x5eed_7e57);
     for _ in 0..2000 {
-        let n = below(&mut r, 24);
-        let s: String = (0..n)
-            .map(|_| alphabet[below(&mut r, alphabet.len())])
-            .collect();
+        let n = r.below(24);
+        let s: String = (0..n).map(|_| alphabet[r.below(alphabet.len())]).collect();
         for parse_special in [true, false] {
             let ids = plain.encode_with(&s, parse_special);
             assert_eq!(plain.decode(&ids).unwrap(), s, "{s:?}");
@@ -309,11 +236,11 @@ fn random_text_round_trips_and_random_ids_decode_or_name_the_id() {
             streamed.push_str(&d.finish());
             assert_eq!(streamed, want);
         }
-        let ids: Vec<u32> = (0..below(&mut r, 10))
-            .map(|_| match below(&mut r, 4) {
+        let ids: Vec<u32> = (0..r.below(10))
+            .map(|_| match r.below(4) {
                 0 => r.next() as u32,
-                1 => 151_640 + below(&mut r, 8) as u32,
-                _ => below(&mut r, 300) as u32,
+                1 => 151_640 + r.below(8) as u32,
+                _ => r.below(300) as u32,
             })
             .collect();
         match plain.decode_bytes(&ids) {
