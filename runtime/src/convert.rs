@@ -234,7 +234,8 @@ pub fn with_simd(bytes: &[u8], threads: usize, progress: Progress) -> Result<Vec
 
 /// Loads a checkpoint, converts it to `.edq` bytes (with its tokenizer), and
 /// returns the float model too (for `--float`). `progress` sees the loading
-/// stages, then `"quantize"`.
+/// stages, then `"calibrate"` and `"quantize"` (per layer), and with `gptq`
+/// `"gptq calibrate"` (per window) and `"gptq"` (per layer).
 pub fn convert(path: &Path, o: &Opts, progress: Progress) -> Result<(Vec<u8>, FloatModel, Bpe)> {
     let (fm, tok, blob) = float_model(path, o, progress)?;
     let mut calib: Vec<u32> = tok
