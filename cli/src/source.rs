@@ -93,6 +93,46 @@ pub fn check_out_file(path: &Path) -> Result<()> {
 
 pub use edgedecoding_runtime::source::{cache_dir, conversion_cache_dir, is_checkpoint, temp_file};
 
+/// The progress of a job of named stages (a conversion: `tensors`,
+/// `calibrate`, `quantize`, `gptq calibrate`, `gptq`, …) on stderr: a bar when
+/// stderr is a terminal, else one `[stage (t s)]` line as each stage starts
+/// once the job has run a second, so a log or a pipe sees a minutes-long
+/// conversion advance.
+struct Stages {
+    pb: ProgressBar,
+    lines: bool,
+    last: String,
+    t0: std::time::Instant,
+}
+
+impl Stages {
+    fn new(what: &str) -> Self {
+        use std::io::IsTerminal;
+        Stages {
+            pb: bar(1, what),
+            lines: !std::io::stderr().is_terminal(),
+            last: String::new(),
+            t0: std::time::Instant::now(),
+        }
+    }
+
+    fn update(&mut self, stage: &str, done: usize, total: usize) {
+        self.pb.set_message(stage.to_string());
+        self.pb.set_length(total.max(1) as u64);
+        self.pb.set_position(done as u64);
+        // quick jobs (a cache hit, the small built-in models) print nothing
+        let t = self.t0.elapsed().as_secs_f64();
+        if self.lines && stage != self.last && t >= 1.0 {
+            eprintln!("[{stage} ({t:.1} s)]");
+            self.last = stage.to_string();
+        }
+    }
+
+    fn finish(self) {
+        self.pb.finish_and_clear();
+    }
+}
+
 /// [`edgedecoding_runtime::source::write_atomic`] after [`check_out_file`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     check_out_file(path)?;
@@ -101,13 +141,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn generate_builtin(b: Builtin, seed: u64, threads: usize) -> Result<Vec<u8>> {
     let cfg = b.config();
-    let pb = bar(cfg.n_layers as u64, "quantize");
+    let mut st = Stages::new("quantize");
     let bytes = generate(&cfg, seed, threads, &mut |stage, done, total| {
-        pb.set_message(stage.to_string());
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
+        st.update(stage, done, total)
     })?;
-    pb.finish_and_clear();
+    st.finish();
     Ok(bytes)
 }
 
@@ -132,19 +170,15 @@ pub fn load(m: &ModelArgs, want_float: bool, run_ctx: Option<usize>) -> Result<L
             };
             let cache = (!m.conv.no_cache).then(conversion_cache_dir);
             let t0 = std::time::Instant::now();
-            let pb = bar(1, "load");
+            let mut st = Stages::new("load");
             let opened = edgedecoding_runtime::source::open(
                 p,
                 &opts,
                 cache.as_deref(),
                 want_float,
-                &mut |stage, done, total| {
-                    pb.set_message(stage.to_string());
-                    pb.set_length(total.max(1) as u64);
-                    pb.set_position(done as u64);
-                },
+                &mut |stage, done, total| st.update(stage, done, total),
             )?;
-            pb.finish_and_clear();
+            st.finish();
             let secs = t0.elapsed().as_secs_f64();
             match (&opened.cached, opened.converted) {
                 (Some(c), true) => eprintln!(

@@ -38,7 +38,7 @@ fn real_model_knows_the_capital_of_france() {
     std::fs::create_dir_all(&dir).unwrap();
     let edq = dir.join("qwen-pruned.edq");
     let out = Command::new(exe)
-        .args(["convert", "--model"])
+        .args(["convert", "--no-cache", "--model"])
         .arg(&gguf)
         .args(["--ctx", "64", "--keep-vocab", "37984", "--out"])
         .arg(&edq)
@@ -49,6 +49,12 @@ fn real_model_knows_the_capital_of_france() {
         "convert failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // the default quantizer is gptq, and its stages show in a log (stderr is
+    // not a terminal here: one line per stage instead of a bar)
+    let err = String::from_utf8_lossy(&out.stderr);
+    for stage in ["[quantize (", "[gptq calibrate (", "[gptq ("] {
+        assert!(err.contains(stage), "no {stage:?} in {err}");
+    }
     let out = Command::new(exe)
         .args(["generate", "--model"])
         .arg(&edq)
