@@ -224,52 +224,62 @@ pub fn emb_exp_min_error(emb: &[f32]) -> i32 {
 /// An entry of a file being written: dtype, rows, cols, bytes.
 type Entry = (DType, u64, u64, Vec<u8>);
 
-/// A weight matrix of layer `l`.
-struct Mat<'w> {
-    w: &'w [f32],
-    rows: usize,
-    cols: usize,
-    l: usize,
-    name: &'static str,
-}
-
-/// A matrix GPTQ quantizes again: its codes entry is `owned[at]` (exponents
-/// and row exponents follow), its input is `gptq::INPUTS[input]`.
+/// A matrix GPTQ quantizes again: layer `l`'s `rows × cols` weights `w`,
+/// whose codes are the entry `at` (exponents and row exponents follow) and
+/// whose input is `gptq::INPUTS[input]`.
 struct Redo<'w> {
     at: usize,
     input: usize,
-    mat: Mat<'w>,
+    l: usize,
+    w: &'w [f32],
+    rows: usize,
+    cols: usize,
 }
 
-/// Pushes the round-to-nearest codes, exponents and row exponents of `m`;
-/// `input`: its input in `gptq::INPUTS` (o and down have none: they keep
-/// round-to-nearest), noted in `redo`.
-fn push_mat<'w>(
-    owned: &mut Vec<Entry>,
-    redo: &mut Vec<Redo<'w>>,
-    m: Mat<'w>,
-    input: Option<usize>,
+/// The entries of the file being built, in directory order, and the
+/// matrices GPTQ quantizes again.
+struct Entries<'w> {
+    owned: Vec<Entry>,
+    redo: Vec<Redo<'w>>,
     threads: usize,
-) -> Result<(), ModelError> {
-    if m.w.iter().any(|x| !x.is_finite()) {
-        return Err(ModelError::BadValue {
-            name: TensorName::layer(m.l, m.name),
-            reason: "non-finite weight",
-        });
+}
+
+impl<'w> Entries<'w> {
+    /// Pushes the round-to-nearest codes, exponents and row exponents of
+    /// layer `l`'s matrix `name` (`w`, `rows × cols`); `input`: its input in
+    /// `gptq::INPUTS` (o and down have none: they keep round-to-nearest).
+    fn mat(
+        &mut self,
+        l: usize,
+        name: &'static str,
+        w: &'w [f32],
+        (rows, cols): (usize, usize),
+        input: Option<usize>,
+    ) -> Result<(), ModelError> {
+        if w.iter().any(|x| !x.is_finite()) {
+            return Err(ModelError::BadValue {
+                name: TensorName::layer(l, name),
+                reason: "non-finite weight",
+            });
+        }
+        let p = quantize_matrix(w, rows, cols, self.threads)?;
+        if let Some(input) = input {
+            let at = self.owned.len();
+            self.redo.push(Redo {
+                at,
+                input,
+                l,
+                w,
+                rows,
+                cols,
+            });
+        }
+        let (r, c) = (rows as u64, cols as u64);
+        self.owned.push((DType::ApotCodes, r, c, p.codes));
+        self.owned.push((DType::ApotExps, r, c, p.exps));
+        self.owned.push((DType::I8, 1, r, p.rexp));
+        Ok(())
     }
-    let p = quantize_matrix(m.w, m.rows, m.cols, threads)?;
-    let (rows, cols) = (m.rows as u64, m.cols as u64);
-    if let Some(input) = input {
-        redo.push(Redo {
-            at: owned.len(),
-            input,
-            mat: m,
-        });
-    }
-    owned.push((DType::ApotCodes, rows, cols, p.codes));
-    owned.push((DType::ApotExps, rows, cols, p.exps));
-    owned.push((DType::I8, 1, rows, p.rexp));
-    Ok(())
 }
 
 /// Converts a float model to `.edq` bytes: calibrates the Q/K/V formats with
@@ -328,9 +338,14 @@ pub fn quantize_model(
         eps_q40: libm::round(fm.eps as f64 * libm::ldexp(1.0, 40))
             .clamp((1u64 << 20) as f64, (1u64 << 40) as f64) as u64,
     };
-    let mut owned: Vec<Entry> = Vec::new();
-    owned.push((DType::I16, c.n_kept as u64, h as u64, emb_codes));
-    owned.push((
+    let mut e = Entries {
+        owned: Vec::new(),
+        redo: Vec::new(),
+        threads: opts.threads,
+    };
+    e.owned
+        .push((DType::I16, c.n_kept as u64, h as u64, emb_codes));
+    e.owned.push((
         DType::I16,
         1,
         h as u64,
@@ -341,7 +356,7 @@ pub fn quantize_model(
             name: TensorName::new("vocab_keep"),
             reason: "pruned config without a keep list",
         })?;
-        owned.push((
+        e.owned.push((
             DType::U32,
             1,
             c.n_kept as u64,
@@ -349,7 +364,6 @@ pub fn quantize_model(
         ));
     }
     let kv = c.kv_dim();
-    let mut redo: Vec<Redo<'_>> = Vec::new();
     for (l, lw) in fm.layers.iter().enumerate() {
         progress("quantize", l, c.n_layers);
         let q_frac = frac_for(stats.max_q[l], QK_HEADROOM);
@@ -365,103 +379,25 @@ pub fn quantize_model(
             an as u8,
             fnf as u8,
         ]);
-        owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.attn_norm, an)));
-        owned.push((DType::U8, 1, FORMATS_LEN as u64, formats.to_vec()));
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.q_w,
-                rows: h,
-                cols: h,
-                l,
-                name: "attn_q",
-            },
-            Some(0),
-            opts.threads,
-        )?;
-        owned.push((DType::I32, 1, h as u64, to_i32_frac(&lw.q_b, q_frac)));
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.k_w,
-                rows: kv,
-                cols: h,
-                l,
-                name: "attn_k",
-            },
-            Some(0),
-            opts.threads,
-        )?;
-        owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.k_b, k_frac)));
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.v_w,
-                rows: kv,
-                cols: h,
-                l,
-                name: "attn_v",
-            },
-            Some(0),
-            opts.threads,
-        )?;
-        owned.push((DType::I32, 1, kv as u64, to_i32_frac(&lw.v_b, v_frac)));
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.o_w,
-                rows: h,
-                cols: h,
-                l,
-                name: "attn_output",
-            },
-            None,
-            opts.threads,
-        )?;
-        owned.push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.gate,
-                rows: c.ffn,
-                cols: h,
-                l,
-                name: "ffn_gate",
-            },
-            Some(1),
-            opts.threads,
-        )?;
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.up,
-                rows: c.ffn,
-                cols: h,
-                l,
-                name: "ffn_up",
-            },
-            Some(1),
-            opts.threads,
-        )?;
-        push_mat(
-            &mut owned,
-            &mut redo,
-            Mat {
-                w: &lw.down,
-                rows: h,
-                cols: c.ffn,
-                l,
-                name: "ffn_down",
-            },
-            None,
-            opts.threads,
-        )?;
+        e.owned
+            .push((DType::I16, 1, h as u64, to_i16_frac(&lw.attn_norm, an)));
+        e.owned
+            .push((DType::U8, 1, FORMATS_LEN as u64, formats.to_vec()));
+        e.mat(l, "attn_q", &lw.q_w, (h, h), Some(0))?;
+        e.owned
+            .push((DType::I32, 1, h as u64, to_i32_frac(&lw.q_b, q_frac)));
+        e.mat(l, "attn_k", &lw.k_w, (kv, h), Some(0))?;
+        e.owned
+            .push((DType::I32, 1, kv as u64, to_i32_frac(&lw.k_b, k_frac)));
+        e.mat(l, "attn_v", &lw.v_w, (kv, h), Some(0))?;
+        e.owned
+            .push((DType::I32, 1, kv as u64, to_i32_frac(&lw.v_b, v_frac)));
+        e.mat(l, "attn_output", &lw.o_w, (h, h), None)?;
+        e.owned
+            .push((DType::I16, 1, h as u64, to_i16_frac(&lw.ffn_norm, fnf)));
+        e.mat(l, "ffn_gate", &lw.gate, (c.ffn, h), Some(1))?;
+        e.mat(l, "ffn_up", &lw.up, (c.ffn, h), Some(1))?;
+        e.mat(l, "ffn_down", &lw.down, (h, c.ffn), None)?;
     }
     progress("quantize", c.n_layers, c.n_layers);
     let rom = rope_rom(&c)?;
@@ -480,11 +416,12 @@ pub fn quantize_model(
             .collect()
     }
     if opts.quantizer == Quantizer::Rtn {
-        return write(&refs(&owned), opts.tokenizer.as_deref());
+        return write(&refs(&e.owned), opts.tokenizer.as_deref());
     }
     // GPTQ: the round-to-nearest integer model computes the inputs; its file
     // is then the source of every entry GPTQ does not replace
-    let rtn = write(&refs(&owned), None)?;
+    let rtn = write(&refs(&e.owned), None)?;
+    let Entries { owned, redo, .. } = e;
     drop(owned);
     let toks = if opts.gptq_tokens.is_empty() {
         &opts.calib_tokens
@@ -498,10 +435,9 @@ pub fn quantize_model(
         progress("gptq", l, c.n_layers);
         // the upper Cholesky factors of the inverse Hessians of the inputs
         let u = inputs.layer_factors(l, opts.threads)?;
-        while let Some(r) = next.next_if(|r| r.mat.l == l) {
-            let m = &r.mat;
+        while let Some(r) = next.next_if(|r| r.l == l) {
             let p =
-                crate::gptq::quantize_matrix_gptq(m.w, m.rows, m.cols, &u[r.input], opts.threads)?;
+                crate::gptq::quantize_matrix_gptq(r.w, r.rows, r.cols, &u[r.input], opts.threads)?;
             packed.push((r.at, p));
         }
     }
