@@ -235,42 +235,50 @@ fn block(x: &[f32], w: &[f32], k: usize, n: usize, r0: usize, r1: usize, buf: &m
     let avx = std::is_x86_feature_detected!("avx");
     #[cfg(not(target_arch = "x86_64"))]
     let avx = false;
-    let mut t = 0;
-    while t < n {
-        let tn = (n - t).min(4);
-        let mut r = r0;
-        while r < r1 {
-            let rn = (r1 - r).min(4);
-            if avx && tn == 4 && rn == 4 {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    let xs: [&[f32]; 4] =
-                        core::array::from_fn(|i| &x[(t + i) * k..(t + i + 1) * k]);
-                    let ws: [&[f32]; 4] =
-                        core::array::from_fn(|j| &w[(r + j) * k..(r + j + 1) * k]);
-                    // SAFETY: AVX was detected at run time; slices have length k.
-                    let v = unsafe { tile4x4_avx(xs, ws) };
-                    for i in 0..4 {
-                        for j in 0..4 {
-                            buf[(t + i) * nr + r + j - r0] = v[i][j];
-                        }
-                    }
-                }
-            } else {
-                for i in 0..tn {
-                    for j in 0..rn {
-                        buf[(t + i) * nr + r + j - r0] = dot(
-                            &x[(t + i) * k..(t + i + 1) * k],
-                            &w[(r + j) * k..(r + j + 1) * k],
-                        );
-                    }
+    // buf[t + i][r + j - r0] = dot(x[t + i], w[r + j]) for i < tn, j < rn
+    let mut tile = |t: usize, tn: usize, r: usize, rn: usize| {
+        #[cfg(target_arch = "x86_64")]
+        if avx && tn == 4 && rn == 4 {
+            let xs: [&[f32]; 4] = core::array::from_fn(|i| &x[(t + i) * k..(t + i + 1) * k]);
+            let ws: [&[f32]; 4] = core::array::from_fn(|j| &w[(r + j) * k..(r + j + 1) * k]);
+            // SAFETY: AVX was detected at run time (`avx`); the slices have length k.
+            let v = unsafe { tile4x4_avx(xs, ws) };
+            for i in 0..4 {
+                for j in 0..4 {
+                    buf[(t + i) * nr + r + j - r0] = v[i][j];
                 }
             }
-            r += rn;
+            return;
         }
-        t += tn;
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = avx;
+        for i in 0..tn {
+            for j in 0..rn {
+                buf[(t + i) * nr + r + j - r0] = dot(
+                    &x[(t + i) * k..(t + i + 1) * k],
+                    &w[(r + j) * k..(r + j + 1) * k],
+                );
+            }
+        }
+    };
+    // tokens in chunks that stay in cache while every row of `w` passes by
+    // once per chunk (not once per 4 tokens): the lm_head over a window
+    for t0 in (0..n).step_by(TOKEN_CHUNK) {
+        let t1 = (t0 + TOKEN_CHUNK).min(n);
+        for r in (r0..r1).step_by(4) {
+            let rn = (r1 - r).min(4);
+            for t in (t0..t1).step_by(4) {
+                tile(t, (t1 - t).min(4), r, rn);
+            }
+        }
     }
 }
+
+/// Positions whose logits [`FloatModel::forward`] computes together.
+const HEAD_CHUNK: usize = 64;
+
+/// Tokens per chunk of [`block`] (64 rows of 896 `f32` = 224 KiB).
+const TOKEN_CHUNK: usize = 64;
 
 /// 16 dot products of [`dot`]'s exact arithmetic: 8 lanes of separate
 /// multiply and add (no FMA), lanes summed 0..7, then the tail.
@@ -559,23 +567,30 @@ impl FloatModel {
                 *a += b;
             }
         }
+        // the head over up to HEAD_CHUNK positions at a time (each of its rows
+        // read once per chunk; every logit is the same `dot` as one at a time)
         let head = self.head.as_ref().unwrap_or(&self.emb);
-        let mut logits = vec![0.0f32; c.n_kept];
-        for t in logits_for {
-            if t >= n {
-                break;
+        let (first, end) = (logits_for.start, logits_for.end.min(n));
+        let v = c.n_kept;
+        let mut logits = vec![0.0f32; HEAD_CHUNK.min(end.saturating_sub(first)) * v];
+        for t0 in (first..end).step_by(HEAD_CHUNK) {
+            let m = (end - t0).min(HEAD_CHUNK);
+            for (i, t) in (t0..t0 + m).enumerate() {
+                rmsnorm(
+                    &x[t * h..(t + 1) * h],
+                    &self.final_norm,
+                    self.eps,
+                    &mut xn[i * h..(i + 1) * h],
+                );
             }
-            rmsnorm(
-                &x[t * h..(t + 1) * h],
-                &self.final_norm,
-                self.eps,
-                &mut xn[..h],
-            );
-            q12(&mut xn[..h]);
-            bfp(&mut xn[..h]);
-            matmul(&xn[..h], head, h, &mut logits, threads);
-            q12(&mut logits);
-            sink(t, &logits);
+            q12(&mut xn[..m * h]);
+            bfp(&mut xn[..m * h]);
+            let lg = &mut logits[..m * v];
+            matmul(&xn[..m * h], head, h, lg, threads);
+            q12(lg);
+            for (i, t) in (t0..t0 + m).enumerate() {
+                sink(t, &lg[i * v..(i + 1) * v]);
+            }
         }
         Ok(())
     }
@@ -723,7 +738,8 @@ mod tests {
     use super::*;
 
     /// The tiled (AVX) matmul gives exactly the scalar `dot` of every pair, for
-    /// shapes with full tiles, partial tiles and a tail of k.
+    /// shapes with full tiles, partial tiles, a tail of k and more tokens than
+    /// one chunk.
     #[test]
     fn tiled_matmul_equals_dot_bitwise() {
         let mut seed = 5u64;
@@ -733,7 +749,13 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
         };
-        for (n, m, k) in [(4, 4, 64), (9, 7, 901), (1, 13, 8), (16, 33, 896)] {
+        for (n, m, k) in [
+            (4, 4, 64),
+            (9, 7, 901),
+            (1, 13, 8),
+            (16, 33, 896),
+            (133, 10, 24),
+        ] {
             let x: Vec<f32> = (0..n * k).map(|_| r()).collect();
             let w: Vec<f32> = (0..m * k).map(|_| r()).collect();
             for threads in [1, 2, 3] {

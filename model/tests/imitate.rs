@@ -128,3 +128,50 @@ fn imitating_every_stage_lands_on_the_integer_model() {
         .forward_imitating(&toks[..4], 1, None, 0..4, &bad, &mut |_, _| {})
         .is_err());
 }
+
+#[test]
+fn logits_of_a_window_equal_those_of_single_positions() {
+    // the head runs over chunks of positions; a position's logits must not
+    // depend on which others are computed with it (plain and imitating)
+    let cfg = Config {
+        ctx: 160,
+        ..Config::tiny()
+    };
+    let buf = common::tiny_cfg(cfg);
+    let m = buf.model().unwrap();
+    let fm = float_model(&cfg, DEFAULT_SEED).unwrap();
+    let dq = FloatModel::dequantized(&m).unwrap();
+    let toks = common::tokens(150, 256, 7);
+    let all = Imitate {
+        bfp: true,
+        q12: true,
+        qkv16: Vec::new(),
+        tables: true,
+    };
+    for (model, im) in [(&fm, Imitate::default()), (&dq, all)] {
+        let whole = logits(model, &toks, &im);
+        let v = whole.len() / toks.len();
+        for t in [0usize, 1, 63, 64, 65, 127, 128, 149] {
+            let mut one = Vec::new();
+            model
+                .forward_imitating(&toks, 1, None, t..t + 1, &im, &mut |i, l| {
+                    assert_eq!(i, t);
+                    one.extend_from_slice(l)
+                })
+                .unwrap();
+            assert_eq!(one.len(), v);
+            assert!(
+                one.iter()
+                    .zip(&whole[t * v..(t + 1) * v])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "position {t}"
+            );
+        }
+        // a range past the end stops at the last token
+        let mut seen = Vec::new();
+        model
+            .forward_imitating(&toks, 2, None, 140..400, &im, &mut |i, _| seen.push(i))
+            .unwrap();
+        assert_eq!(seen, (140..150).collect::<Vec<_>>());
+    }
+}
