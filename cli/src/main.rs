@@ -369,6 +369,11 @@ enum Cmd {
         /// the windows: use --max-windows.
         #[arg(long, conflicts_with_all = ["float", "compare"])]
         attribute: bool,
+        /// Score only the second half of each window (the predictions made
+        /// with at least window/2 tokens of context), as llama-perplexity
+        /// scores its perplexity and --kl-divergence.
+        #[arg(long, conflicts_with = "attribute")]
+        second_half: bool,
     },
     /// Prefill and decode speed (tokens per second), like llama-bench.
     Bench {
@@ -575,6 +580,7 @@ fn run(cli: Cli) -> Result<()> {
             compare,
             also,
             attribute,
+            second_half,
         } => perplexity(
             &m,
             &file,
@@ -584,6 +590,7 @@ fn run(cli: Cli) -> Result<()> {
                 float,
                 compare,
                 attribute,
+                second_half,
             },
             &also,
         ),
@@ -890,11 +897,14 @@ struct PplMode {
     float: bool,
     compare: bool,
     attribute: bool,
+    /// Score only predictions `window/2 .. window-1` of each window.
+    second_half: bool,
 }
 
 /// Perplexity as llama.cpp's `llama-perplexity` reports it: consecutive
 /// windows of `window` tokens (a shorter file: one window of all its tokens),
-/// every token after the first of a window predicted; the running value after
+/// every token after the first of a window predicted (with `second_half`,
+/// as llama-perplexity: those after position `window/2`); the running value after
 /// each window on stderr (`[1]x,[2]y,...`), then the final estimate with its
 /// standard error `PPL · sqrt(var(nll) / (n - 1))`.
 fn perplexity(
@@ -909,6 +919,7 @@ fn perplexity(
         float,
         compare,
         attribute,
+        second_half,
     } = mode;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -938,6 +949,15 @@ fn perplexity(
         windows.truncate(max_windows);
     }
     let row = |t: u32| model.row_of_token(t).unwrap_or(0);
+    // the first scored position: logits of positions first..window-1
+    // predict tokens first+1..window
+    let first = if second_half { window / 2 } else { 0 };
+    if window - 1 - first == 0 {
+        bail!(
+            "--second-half of a {window}-token window scores nothing: use a longer window or file"
+        );
+    }
+    let scored = |i: usize, n: usize| i >= first && i + 1 < n;
     // per prediction: integer and float nll; agreement of their argmax
     let (mut nll_i, mut nll_f) = (Vec::new(), Vec::new());
     let mut agree = 0usize;
@@ -993,7 +1013,7 @@ fn perplexity(
             let (nll, top, keep) = (&mut extra_nll[x], &mut extra_top[x], &mut extra_lg[x]);
             keep.resize(w.len() * n_kept, 0);
             d.prefill_all(w, &mut |i, lg| {
-                if i + 1 < w.len() {
+                if scored(i, w.len()) {
                     nll.push(text::nll_q12(lg, row(w[i + 1])));
                     top[i] = argmax_i32(lg).unwrap_or(0);
                     keep[i * n_kept..(i + 1) * n_kept].copy_from_slice(&lg[..n_kept]);
@@ -1006,7 +1026,7 @@ fn perplexity(
         if let Some((be, mem)) = dec.as_mut() {
             let mut d = source::cpu_decoder(model, &c, mem, &*be)?;
             d.prefill_all(w, &mut |i, lg| {
-                if i + 1 < w.len() {
+                if scored(i, w.len()) {
                     nll_i.push(text::nll_q12(lg, row(w[i + 1])));
                     int_top[i] = argmax_i32(lg).unwrap_or(0);
                     if compare {
@@ -1016,7 +1036,7 @@ fn perplexity(
             })?;
         }
         if let Some(fm) = &fm {
-            fm.forward(w, m.threads, None, 0..w.len() - 1, &mut |i, lg| {
+            fm.forward(w, m.threads, None, first..w.len() - 1, &mut |i, lg| {
                 nll_f.push(text::nll_f32(lg, row(w[i + 1])));
                 let ft = lg
                     .iter()
@@ -1044,10 +1064,15 @@ fn perplexity(
         let _ = std::io::stderr().flush();
     }
     eprintln!();
-    let count = windows.len() * (window - 1);
+    let count = windows.len() * (window - 1 - first);
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "{count} predictions, {} windows of {window} tokens, {} tokens in the file, {secs:.0} s",
+        "{count} predictions{}, {} windows of {window} tokens, {} tokens in the file, {secs:.0} s",
+        if second_half {
+            " (the second half of each window)"
+        } else {
+            ""
+        },
         windows.len(),
         toks.len()
     );

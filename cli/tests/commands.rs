@@ -27,8 +27,9 @@ fn number_after(text: &str, label: &str) -> f64 {
 
 /// `perplexity --float` equals the perplexity computed here with the float
 /// reference of the same built-in model and an f64 log-softmax over the same
-/// windows (byte ids, consecutive windows, each predicting its next tokens);
-/// `--compare` reports an integer perplexity near it and the agreement.
+/// windows (byte ids, consecutive windows, each predicting its next tokens;
+/// with `--second-half` only from position window/2 on); `--compare`
+/// reports an integer perplexity near it and the agreement.
 #[test]
 fn perplexity_matches_an_independent_computation() {
     let dir = tmp("ppl");
@@ -43,60 +44,66 @@ fn perplexity_matches_an_independent_computation() {
     let file = dir.join("text.txt");
     std::fs::write(&file, &text).unwrap();
     let (window, windows) = (48usize, 5usize);
-    let out = ok(
-        exe()
-            .args([
-                "perplexity",
-                "--builtin",
-                "tiny",
-                "--window",
-                "48",
-                "--max-windows",
-                "5",
-                "--compare",
-                "--file",
-            ])
-            .arg(&file)
-            .output()
-            .unwrap(),
-        "perplexity",
-    );
     let cfg = Config {
         ctx: 256,
         ..Config::tiny()
     };
     let fm = float_model(&cfg, DEFAULT_SEED).unwrap();
     let ids: Vec<u32> = text.bytes().map(u32::from).collect();
-    let (mut nll, mut count) = (0.0f64, 0usize);
-    for w in ids.chunks_exact(window).take(windows) {
-        fm.forward(w, 1, None, 0..w.len() - 1, &mut |i, lg| {
-            let mx = lg.iter().fold(f64::MIN, |a, &v| a.max(v as f64));
-            let lse = lg.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln() + mx;
-            nll += lse - lg[w[i + 1] as usize] as f64;
-            count += 1;
-        })
-        .unwrap();
+    // every prediction, then (--second-half) those from position window/2 on
+    for (flag, first) in [(None, 0usize), (Some("--second-half"), window / 2)] {
+        let out = ok(
+            exe()
+                .args([
+                    "perplexity",
+                    "--builtin",
+                    "tiny",
+                    "--window",
+                    "48",
+                    "--max-windows",
+                    "5",
+                    "--compare",
+                ])
+                .args(flag)
+                .arg("--file")
+                .arg(&file)
+                .output()
+                .unwrap(),
+            "perplexity",
+        );
+        let (mut nll, mut count) = (0.0f64, 0usize);
+        for w in ids.chunks_exact(window).take(windows) {
+            fm.forward(w, 1, None, 0..w.len() - 1, &mut |i, lg| {
+                if i < first {
+                    return;
+                }
+                let mx = lg.iter().fold(f64::MIN, |a, &v| a.max(v as f64));
+                let lse = lg.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln() + mx;
+                nll += lse - lg[w[i + 1] as usize] as f64;
+                count += 1;
+            })
+            .unwrap();
+        }
+        let want = (nll / count as f64).exp();
+        assert_eq!(count, windows * (window - 1 - first));
+        assert!(out.starts_with(&format!("{count} predictions")), "{out}");
+        assert!(
+            out.contains(&format!("{windows} windows of {window} tokens")),
+            "{out}"
+        );
+        let float = number_after(&out, "float perplexity:");
+        assert!((float - want).abs() <= 1e-4 * want, "CLI {float} vs {want}");
+        let int = number_after(&out, "integer perplexity:");
+        let ratio = number_after(&out, "ratio integer/float:");
+        assert!((ratio - int / float).abs() < 1e-3, "{out}");
+        assert!((0.9..1.1).contains(&ratio), "{out}");
+        let line = out.lines().find(|l| l.contains("agreement:")).unwrap();
+        let frac = line.split_whitespace().find(|w| w.contains('/')).unwrap();
+        let (a, n) = frac.split_once('/').unwrap();
+        let (a, n): (usize, usize) = (a.parse().unwrap(), n.parse().unwrap());
+        assert_eq!(n, count, "{line}");
+        assert!(a > count / 2 && a <= count, "{line}");
     }
-    let want = (nll / count as f64).exp();
-    assert_eq!(count, windows * (window - 1));
-    assert!(
-        out.starts_with(&format!(
-            "{count} predictions, {windows} windows of {window} tokens"
-        )),
-        "{out}"
-    );
-    let float = number_after(&out, "float perplexity:");
-    assert!((float - want).abs() <= 1e-4 * want, "CLI {float} vs {want}");
-    let int = number_after(&out, "integer perplexity:");
-    let ratio = number_after(&out, "ratio integer/float:");
-    assert!((ratio - int / float).abs() < 1e-3, "{out}");
-    assert!((0.9..1.1).contains(&ratio), "{out}");
-    let line = out.lines().find(|l| l.contains("agreement:")).unwrap();
-    let frac = line.split_whitespace().find(|w| w.contains('/')).unwrap();
-    let (a, n) = frac.split_once('/').unwrap();
-    let (a, n): (usize, usize) = (a.parse().unwrap(), n.parse().unwrap());
-    assert_eq!(n, count, "{line}");
-    assert!(a > count / 2 && a <= count, "{line}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
